@@ -1,0 +1,49 @@
+"""Alembic environment: migrates the database the settings name, or a connection given to it."""
+
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import Connection
+
+import app.db.models  # noqa: F401  (registers every table on Base.metadata)
+from app.core.config import get_settings
+from app.db.base import Base
+from app.db.session import build_engine
+
+config = context.config
+if config.config_file_name is not None and not config.attributes.get("skip_logging"):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    url = config.attributes.get("url") or get_settings().direct_database_url
+    engine = build_engine(url)
+    try:
+        with engine.connect() as conn:
+            _run(conn)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run `zariz migrate`")
+run_migrations_online()

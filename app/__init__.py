@@ -1,0 +1,1 @@
+"""Zariz: courier-delivery dispatch backend."""

@@ -1,0 +1,60 @@
+"""Request dependencies: the database session, the authenticated caller and role guards."""
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from app.core.errors import Forbidden, Unauthorized
+from app.db.models import Role
+from app.db.session import get_sessionmaker
+from app.services import auth as auth_service
+from app.services.auth import Principal
+
+
+def get_session() -> Iterator[Session]:
+    # Opens and closes only: services commit, so nothing can fail here after a 2xx went out.
+    with get_sessionmaker()() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+
+
+def get_principal(session: SessionDep, token: Annotated[str | None, Depends(bearer)]) -> Principal:
+    if not token:
+        raise Unauthorized("Missing bearer token")
+    principal = auth_service.authenticate(session, token)
+    # End the read transaction now: the request may do slow work next, and on SQLite an open
+    # transaction holds the write lock.
+    session.commit()
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+    def guard(principal: CurrentUser) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden("Your role may not do this")
+        return principal
+
+    return guard
+
+
+AdminUser = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+CourierUser = Annotated[Principal, Depends(require_roles(Role.COURIER))]
+StoreUser = Annotated[Principal, Depends(require_roles(Role.STORE))]
+StoreOrAdmin = Annotated[Principal, Depends(require_roles(Role.STORE, Role.ADMIN))]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(client_address)]

@@ -1,0 +1,181 @@
+"""Admin management of couriers, stores, store staff and self-registered accounts."""
+
+from fastapi import APIRouter
+
+from app.api.deps import AdminUser, SessionDep
+from app.api.errors import responses
+from app.db.models import StoreMembership, User
+from app.schemas.admin import (
+    CourierCreate,
+    CourierRead,
+    CourierUpdate,
+    Credentials,
+    StoreCreate,
+    StoreCredentials,
+    StoreRead,
+    StoreStatusChange,
+    StoreUpdate,
+    StoreUserAdd,
+    StoreUserCreate,
+    StoreUserRead,
+    UserStatusChange,
+)
+from app.schemas.auth import UserRead
+from app.schemas.common import Ok
+from app.services import couriers as couriers_service
+from app.services import stores as stores_service
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=responses(401, 403))
+
+
+def _store_user(user: User, membership: StoreMembership) -> StoreUserRead:
+    return StoreUserRead(
+        id=user.id,
+        name=user.name,
+        email=user.email,
+        phone=user.phone,
+        status=user.status,
+        role_in_store=membership.role_in_store,
+        created_at=user.created_at,
+    )
+
+
+@router.get("/couriers")
+def list_couriers(_admin: AdminUser, session: SessionDep) -> list[CourierRead]:
+    return [CourierRead.model_validate(c) for c in couriers_service.list_couriers(session)]
+
+
+@router.post("/couriers", status_code=201, responses=responses(409, 422))
+def create_courier(body: CourierCreate, _admin: AdminUser, session: SessionDep) -> CourierRead:
+    courier = couriers_service.create_courier(
+        session,
+        name=body.name,
+        email=body.email,
+        phone=body.phone,
+        password=body.password,
+        capacity_boxes=body.capacity_boxes,
+    )
+    return CourierRead.model_validate(courier)
+
+
+@router.get("/couriers/{courier_id}", responses=responses(404))
+def get_courier(courier_id: int, _admin: AdminUser, session: SessionDep) -> CourierRead:
+    return CourierRead.model_validate(couriers_service.get_courier(session, courier_id=courier_id))
+
+
+@router.patch("/couriers/{courier_id}", responses=responses(404, 422))
+def update_courier(
+    courier_id: int, body: CourierUpdate, _admin: AdminUser, session: SessionDep
+) -> CourierRead:
+    courier = couriers_service.update_courier(
+        session, courier_id=courier_id, name=body.name, capacity_boxes=body.capacity_boxes
+    )
+    return CourierRead.model_validate(courier)
+
+
+@router.post("/couriers/{courier_id}/status", responses=responses(404, 422))
+def set_courier_status(
+    courier_id: int, body: UserStatusChange, _admin: AdminUser, session: SessionDep
+) -> CourierRead:
+    courier = couriers_service.set_courier_status(
+        session, courier_id=courier_id, status=body.status
+    )
+    return CourierRead.model_validate(courier)
+
+
+@router.post("/couriers/{courier_id}/credentials", responses=responses(404, 409, 422))
+def set_courier_credentials(
+    courier_id: int, body: Credentials, _admin: AdminUser, session: SessionDep
+) -> CourierRead:
+    courier = couriers_service.set_courier_credentials(
+        session, courier_id=courier_id, email=body.email, phone=body.phone, password=body.password
+    )
+    return CourierRead.model_validate(courier)
+
+
+@router.post("/users/{user_id}/approve", responses=responses(404, 422))
+def approve_user(user_id: int, _admin: AdminUser, session: SessionDep) -> UserRead:
+    return UserRead.model_validate(couriers_service.approve_user(session, user_id=user_id))
+
+
+@router.get("/stores")
+def list_stores(admin: AdminUser, session: SessionDep) -> list[StoreRead]:
+    stores = stores_service.list_stores(session, principal=admin)
+    return [StoreRead.model_validate(s) for s in stores]
+
+
+@router.post("/stores", status_code=201, responses=responses(409, 422))
+def create_store(body: StoreCreate, _admin: AdminUser, session: SessionDep) -> StoreRead:
+    store = stores_service.create_store(session, **body.model_dump())
+    return StoreRead.model_validate(store)
+
+
+@router.get("/stores/{store_id}", responses=responses(404))
+def get_store(store_id: int, _admin: AdminUser, session: SessionDep) -> StoreRead:
+    return StoreRead.model_validate(stores_service.get_store(session, store_id=store_id))
+
+
+@router.patch("/stores/{store_id}", responses=responses(404, 409, 422))
+def update_store(
+    store_id: int, body: StoreUpdate, _admin: AdminUser, session: SessionDep
+) -> StoreRead:
+    store = stores_service.update_store(
+        session, store_id=store_id, changes=body.model_dump(exclude_unset=True)
+    )
+    return StoreRead.model_validate(store)
+
+
+@router.post("/stores/{store_id}/status", responses=responses(404, 422))
+def set_store_status(
+    store_id: int, body: StoreStatusChange, _admin: AdminUser, session: SessionDep
+) -> StoreRead:
+    store = stores_service.set_store_status(session, store_id=store_id, status=body.status)
+    return StoreRead.model_validate(store)
+
+
+@router.post("/stores/{store_id}/credentials", responses=responses(404, 409, 422))
+def set_store_credentials(
+    store_id: int, body: StoreCredentials, _admin: AdminUser, session: SessionDep
+) -> UserRead:
+    owner = stores_service.set_store_credentials(
+        session,
+        store_id=store_id,
+        name=body.name,
+        email=body.email,
+        phone=body.phone,
+        password=body.password,
+    )
+    return UserRead.model_validate(owner).model_copy(update={"store_ids": [store_id]})
+
+
+@router.get("/stores/{store_id}/users", responses=responses(404))
+def list_store_users(store_id: int, _admin: AdminUser, session: SessionDep) -> list[StoreUserRead]:
+    rows = stores_service.list_store_users(session, store_id=store_id)
+    return [_store_user(user, membership) for user, membership in rows]
+
+
+@router.post("/stores/{store_id}/users", status_code=201, responses=responses(404, 409, 422))
+def create_store_user(
+    store_id: int, body: StoreUserCreate | StoreUserAdd, _admin: AdminUser, session: SessionDep
+) -> StoreUserRead:
+    if isinstance(body, StoreUserAdd):
+        user, membership = stores_service.add_store_user(
+            session, store_id=store_id, user_id=body.user_id, role_in_store=body.role_in_store
+        )
+    else:
+        user, membership = stores_service.create_store_user(
+            session,
+            store_id=store_id,
+            name=body.name,
+            email=body.email,
+            phone=body.phone,
+            password=body.password,
+            role_in_store=body.role_in_store,
+        )
+    return _store_user(user, membership)
+
+
+@router.delete("/stores/{store_id}/users/{user_id}", responses=responses(404))
+def remove_store_user(store_id: int, user_id: int, _admin: AdminUser, session: SessionDep) -> Ok:
+    stores_service.remove_store_user(session, store_id=store_id, user_id=user_id)
+    return Ok()

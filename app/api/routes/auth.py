@@ -1,0 +1,109 @@
+"""Auth endpoints: login (and its two aliases), refresh, logout, me, register, password."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+from fastapi.security import OAuth2PasswordRequestForm
+
+from app.api.deps import ClientAddress, CurrentUser, SessionDep
+from app.api.errors import responses
+from app.schemas.auth import (
+    LoginRequest,
+    PasswordChangeRequest,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPair,
+    UserRead,
+)
+from app.schemas.common import Ok
+from app.services import auth as auth_service
+from app.services.auth import IssuedTokens
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+UserAgent = Annotated[str | None, Header()]
+
+
+def _pair(tokens: IssuedTokens) -> TokenPair:
+    user = UserRead.model_validate(tokens.user).model_copy(update={"store_ids": tokens.store_ids})
+    return TokenPair(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.expires_in,
+        refresh_expires_in=tokens.refresh_expires_in,
+        user=user,
+    )
+
+
+LOGIN_ERRORS = responses(401, 403, 422, 429)
+
+
+@router.post("/login", responses=LOGIN_ERRORS)
+def login(
+    body: LoginRequest, session: SessionDep, client: ClientAddress, user_agent: UserAgent = None
+) -> TokenPair:
+    return _pair(
+        auth_service.login(
+            session,
+            identifier=body.identifier,
+            password=body.password,
+            client=client,
+            user_agent=user_agent,
+        )
+    )
+
+
+@router.post("/login_password", responses=LOGIN_ERRORS)
+def login_password(
+    body: LoginRequest, session: SessionDep, client: ClientAddress, user_agent: UserAgent = None
+) -> TokenPair:
+    return login(body, session, client, user_agent)
+
+
+@router.post("/token", responses=LOGIN_ERRORS)
+def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    client: ClientAddress,
+    user_agent: UserAgent = None,
+) -> TokenPair:
+    body = LoginRequest(identifier=form.username, password=form.password)
+    return login(body, session, client, user_agent)
+
+
+@router.post("/refresh", responses=responses(401, 422))
+def refresh(body: RefreshRequest, session: SessionDep, user_agent: UserAgent = None) -> TokenPair:
+    tokens = auth_service.refresh(session, refresh_token=body.refresh_token, user_agent=user_agent)
+    return _pair(tokens)
+
+
+@router.post("/logout", responses=responses(401, 422))
+def logout(body: RefreshRequest, session: SessionDep) -> Ok:
+    auth_service.logout(session, refresh_token=body.refresh_token)
+    return Ok()
+
+
+@router.get("/me", responses=responses(401))
+def me(principal: CurrentUser) -> UserRead:
+    return UserRead.model_validate(principal.user).model_copy(
+        update={"store_ids": list(principal.store_ids)}
+    )
+
+
+@router.post("/register", status_code=201, responses=responses(403, 409, 422))
+def register(body: RegisterRequest, session: SessionDep) -> UserRead:
+    user = auth_service.register(
+        session, name=body.name, email=body.email, phone=body.phone, password=body.password
+    )
+    return UserRead.model_validate(user)
+
+
+@router.post("/password", responses=responses(401, 403, 422))
+def change_password(body: PasswordChangeRequest, principal: CurrentUser, session: SessionDep) -> Ok:
+    auth_service.change_password(
+        session,
+        principal=principal,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    return Ok()

@@ -1,0 +1,111 @@
+"""The `zariz` command: serve, migrate, seed-demo, create-admin."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from app.core.config import Environment, get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def alembic_config() -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    return config
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    command.upgrade(alembic_config(), "head")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    workers = args.workers
+    if settings.is_sqlite and workers > 1:
+        print("SQLite runs one process (the in-process bus); use Postgres for --workers > 1")
+        workers = 1
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    from app.db.models import Role
+    from app.db.session import get_sessionmaker
+    from app.services.users import new_user
+
+    with get_sessionmaker()() as session:
+        user = new_user(
+            session,
+            role=Role.ADMIN,
+            name=args.name,
+            email=args.email,
+            phone=args.phone,
+            password=args.password,
+        )
+        session.commit()
+        print(f"admin {user.id} created: {user.email or user.phone}")
+    return 0
+
+
+def cmd_seed_demo(_args: argparse.Namespace) -> int:
+    if get_settings().zariz_env is Environment.PRODUCTION:
+        print("seed-demo is refused in production", file=sys.stderr)
+        return 2
+    from app.db.session import get_sessionmaker
+    from app.services.demo import seed_demo
+
+    with get_sessionmaker()() as session:
+        logins = seed_demo(session)
+    print("Demo logins (password for all: see below):")
+    for role, identifier, password in logins:
+        print(f"  {role:8} {identifier:28} {password}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zariz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="migrate the database to the newest revision").set_defaults(
+        func=cmd_migrate
+    )
+    sub.add_parser("seed-demo", help="create demo store, users and orders").set_defaults(
+        func=cmd_seed_demo
+    )
+    admin = sub.add_parser("create-admin", help="create an admin account")
+    admin.add_argument("--name", required=True)
+    admin.add_argument("--email")
+    admin.add_argument("--phone")
+    admin.add_argument("--password", required=True)
+    admin.set_defaults(func=cmd_create_admin)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

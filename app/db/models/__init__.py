@@ -1,0 +1,33 @@
+"""Every table, imported so that Alembic and the mappers see them all."""
+
+from app.db.models.device import ApnsEnvironment, Device, Platform
+from app.db.models.idempotency_key import IdempotencyKey
+from app.db.models.order import FINAL_STATUSES, LOAD_STATUSES, Order, OrderStatus
+from app.db.models.order_event import EventType, OrderEvent
+from app.db.models.push_job import PushJob, PushStatus
+from app.db.models.store import Store, StoreMembership, StoreRole, StoreStatus
+from app.db.models.user import Role, User, UserStatus
+from app.db.models.user_session import UserSession
+
+__all__ = [
+    "FINAL_STATUSES",
+    "LOAD_STATUSES",
+    "ApnsEnvironment",
+    "Device",
+    "EventType",
+    "IdempotencyKey",
+    "Order",
+    "OrderEvent",
+    "OrderStatus",
+    "Platform",
+    "PushJob",
+    "PushStatus",
+    "Role",
+    "Store",
+    "StoreMembership",
+    "StoreRole",
+    "StoreStatus",
+    "User",
+    "UserSession",
+    "UserStatus",
+]

@@ -1,0 +1,84 @@
+"""Delivery orders and their lifecycle statuses."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, BigId, IdMixin, TimestampMixin, UTCDateTime, enum_check
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    PICKED_UP = "picked_up"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+FINAL_STATUSES = frozenset({OrderStatus.DELIVERED, OrderStatus.FAILED, OrderStatus.CANCELED})
+# Statuses whose boxes count against the courier's capacity.
+LOAD_STATUSES = (OrderStatus.ACCEPTED, OrderStatus.PICKED_UP)
+
+
+class Order(IdMixin, TimestampMixin, Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        enum_check("status", "status", OrderStatus),
+        CheckConstraint("boxes_count BETWEEN 1 AND 200", name="boxes_count"),
+        # The hot lists: the pool and status filters, a store's orders, a courier's orders;
+        # all newest first by id, and only live rows.
+        Index(
+            "orders_status_id_idx",
+            "status",
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "orders_store_id_id_idx",
+            "store_id",
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "orders_courier_id_status_idx",
+            "courier_id",
+            "status",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+        Index("orders_created_at_idx", "created_at"),
+    )
+
+    store_id: Mapped[int] = mapped_column(BigId, ForeignKey("stores.id"))
+    courier_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.NEW)
+    pickup_address: Mapped[str] = mapped_column(String(300))
+    delivery_address: Mapped[str] = mapped_column(String(300))
+    recipient_first_name: Mapped[str] = mapped_column(String(100))
+    recipient_last_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(32))
+    street: Mapped[str] = mapped_column(String(200))
+    building_no: Mapped[str] = mapped_column(String(20))
+    floor: Mapped[str | None] = mapped_column(String(20))
+    apartment: Mapped[str | None] = mapped_column(String(20))
+    notes: Mapped[str | None] = mapped_column(Text)
+    boxes_count: Mapped[int] = mapped_column()
+    boxes_multiplier: Mapped[int] = mapped_column()
+    price_total: Mapped[int] = mapped_column()
+    created_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    picked_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,54 @@
+"""Stores that create delivery orders, and which users act for them."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, BigId, IdMixin, TimestampMixin, UTCDateTime, enum_check
+
+
+class StoreStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    OFFBOARDED = "offboarded"
+
+
+class StoreRole(StrEnum):
+    OWNER = "owner"
+    STAFF = "staff"
+
+
+class Store(IdMixin, TimestampMixin, Base):
+    __tablename__ = "stores"
+    __table_args__ = (
+        enum_check("status", "status", StoreStatus),
+        Index(
+            "stores_name_live_key",
+            "name",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), default=StoreStatus.ACTIVE)
+    pickup_address: Mapped[str] = mapped_column(String(300), default="")
+    phone: Mapped[str | None] = mapped_column(String(32))
+    box_limit: Mapped[int | None] = mapped_column()
+    hours_text: Mapped[str | None] = mapped_column(String(200))
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StoreMembership(IdMixin, TimestampMixin, Base):
+    __tablename__ = "store_memberships"
+    __table_args__ = (
+        UniqueConstraint("user_id", "store_id"),
+        enum_check("role_in_store", "role_in_store", StoreRole),
+    )
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    store_id: Mapped[int] = mapped_column(BigId, ForeignKey("stores.id"), index=True)
+    role_in_store: Mapped[str] = mapped_column(String(16), default=StoreRole.STAFF)

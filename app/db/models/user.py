@@ -1,0 +1,60 @@
+"""Users of every role: admins, store staff and couriers."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, IdMixin, TimestampMixin, UTCDateTime, enum_check
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    STORE = "store"
+    COURIER = "courier"
+
+
+class UserStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    OFFBOARDED = "offboarded"
+
+
+class User(IdMixin, TimestampMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        enum_check("role", "role", Role),
+        enum_check("status", "status", UserStatus),
+        CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="contact"),
+        # Unique among live users only: a soft-deleted account frees its email and phone.
+        Index(
+            "users_email_live_key",
+            "email",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "users_phone_live_key",
+            "phone",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=UserStatus.ACTIVE)
+    name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    capacity_boxes: Mapped[int] = mapped_column(default=8, server_default=text("8"))
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == UserStatus.ACTIVE and self.deleted_at is None

@@ -1,0 +1,42 @@
+"""The FastAPI application: middleware, routers, error handlers and background components."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.api.routes import admin, auth, health, stores
+from app.core.config import get_settings
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Zariz",
+        version="0.1.0",
+        description="Courier-delivery dispatch: orders, couriers, stores, live updates and push.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "X-Next-Cursor", "Link"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    for router in (health.router, auth.router, admin.router, stores.router):
+        app.include_router(router)
+    return app

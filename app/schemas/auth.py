@@ -1,0 +1,53 @@
+"""Request and response bodies of the auth endpoints."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, StringConstraints
+
+from app.schemas.common import Email, Name, Password, Phone, ReadModel
+
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+
+
+class LoginRequest(BaseModel):
+    identifier: Identifier
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class RegisterRequest(BaseModel):
+    name: Name
+    email: Email | None = None
+    phone: Phone | None = None
+    password: Password
+
+
+class PasswordChangeRequest(BaseModel):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class UserRead(ReadModel):
+    id: int
+    role: str
+    status: str
+    name: str
+    email: str | None
+    phone: str | None
+    capacity_boxes: int
+    created_at: datetime
+    last_login_at: datetime | None
+    store_ids: list[int] = []
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    expires_in: int
+    refresh_expires_in: int
+    user: UserRead

@@ -1,0 +1,18 @@
+"""Shared schema pieces: trimmed strings and the 'ok' body."""
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)]
+
+
+class ReadModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Ok(BaseModel):
+    ok: bool = True

@@ -1,0 +1,244 @@
+"""Logging in, refresh-token rotation with reuse detection, logout, sign-up and password change."""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.core import ratelimit
+from app.core.config import get_settings
+from app.core.errors import AccountInactive, SignupDisabled, Unauthorized, WrongPassword
+from app.core.security import (
+    create_access_token,
+    decode_access_token,
+    format_refresh_token,
+    hash_password,
+    hash_refresh_secret,
+    looks_like_phone,
+    new_refresh_secret,
+    normalize_email,
+    normalize_phone,
+    parse_refresh_token,
+    secrets_equal,
+    verify_password,
+)
+from app.db.base import utcnow
+from app.db.models import Device, Role, User, UserSession, UserStatus
+from app.services.users import new_user, revoke_sessions, store_ids_of
+
+log = logging.getLogger("zariz.auth")
+
+INVALID_CREDENTIALS = "Invalid identifier or password"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a request: the user as the database has them now, and their session."""
+
+    user: User
+    session_id: int
+    family_id: int
+    store_ids: tuple[int, ...]
+
+    @property
+    def role(self) -> str:
+        return self.user.role
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
+    user: User
+    store_ids: list[int]
+
+
+def find_user_by_identifier(session: Session, identifier: str) -> User | None:
+    identifier = identifier.strip()
+    if "@" in identifier:
+        column, value = User.email, normalize_email(identifier)
+    elif looks_like_phone(identifier):
+        column, value = User.phone, normalize_phone(identifier)
+    else:
+        return None
+    return session.scalar(select(User).where(column == value, User.deleted_at.is_(None)))
+
+
+def _issue(
+    session: Session, *, user: User, family_id: int | None, user_agent: str | None
+) -> IssuedTokens:
+    settings = get_settings()
+    secret = new_refresh_secret()
+    row = UserSession(
+        user_id=user.id,
+        token_hash=hash_refresh_secret(secret),
+        family_id=family_id,
+        expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
+        user_agent=(user_agent or "")[:300] or None,
+    )
+    session.add(row)
+    session.flush()
+    if row.family_id is None:
+        row.family_id = row.id
+    store_ids = store_ids_of(session, user)
+    access = create_access_token(
+        user_id=user.id, role=user.role, session_id=row.id, store_ids=store_ids
+    )
+    return IssuedTokens(
+        access_token=access,
+        refresh_token=format_refresh_token(row.id, secret),
+        expires_in=settings.access_token_ttl,
+        refresh_expires_in=settings.refresh_token_ttl,
+        user=user,
+        store_ids=store_ids,
+    )
+
+
+def login(
+    session: Session, *, identifier: str, password: str, client: str, user_agent: str | None
+) -> IssuedTokens:
+    limit_key = identifier.strip().lower()
+    ratelimit.check_login_allowed(identifier=limit_key, client=client)
+    user = find_user_by_identifier(session, identifier)
+    # End the read before the slow hash: on SQLite every transaction holds the write lock.
+    session.commit()
+    if not verify_password(password, user.password_hash if user else None) or user is None:
+        ratelimit.record_login_failure(identifier=limit_key, client=client)
+        log.info("login failed")
+        raise Unauthorized(INVALID_CREDENTIALS)
+    if not user.is_active:
+        raise AccountInactive(f"Account is {user.status}")
+    ratelimit.reset_login_failures(identifier=limit_key)
+    user.last_login_at = utcnow()
+    session.add(user)
+    tokens = _issue(session, user=user, family_id=None, user_agent=user_agent)
+    session.commit()
+    log.info("login", extra={"user_id": user.id})
+    return tokens
+
+
+def _revoke_family(session: Session, family_id: int) -> None:
+    session.execute(
+        update(UserSession)
+        .where(UserSession.family_id == family_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def _session_for_refresh_token(session: Session, refresh_token: str) -> UserSession:
+    session_id, secret = parse_refresh_token(refresh_token)
+    row = session.get(UserSession, session_id)
+    if row is None or not secrets_equal(row.token_hash, hash_refresh_secret(secret)):
+        raise Unauthorized("Invalid refresh token")
+    return row
+
+
+def refresh(session: Session, *, refresh_token: str, user_agent: str | None) -> IssuedTokens:
+    row = _session_for_refresh_token(session, refresh_token)
+    family_id = row.family_id or row.id
+    if row.revoked_at is not None:
+        raise Unauthorized("Session has ended")
+    if row.replaced_by_id is not None:
+        _reuse_detected(session, family_id=family_id, user_id=row.user_id)
+    if row.expires_at <= utcnow():
+        raise Unauthorized("Refresh token expired")
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("Account is not active")
+    tokens = _issue(session, user=user, family_id=family_id, user_agent=user_agent)
+    new_id, _ = parse_refresh_token(tokens.refresh_token)
+    # WHERE repeats "not yet rotated" so two concurrent refreshes cannot both rotate one token.
+    rotated = session.execute(
+        update(UserSession)
+        .where(
+            UserSession.id == row.id,
+            UserSession.replaced_by_id.is_(None),
+            UserSession.revoked_at.is_(None),
+        )
+        .values(replaced_by_id=new_id)
+    )
+    if rotated.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        _reuse_detected(session, family_id=family_id, user_id=row.user_id)
+    session.commit()
+    return tokens
+
+
+def _reuse_detected(session: Session, *, family_id: int, user_id: int) -> None:
+    _revoke_family(session, family_id)
+    session.commit()
+    log.warning("refresh token reuse; session family revoked", extra={"user_id": user_id})
+    raise Unauthorized("Refresh token was already used; please log in again")
+
+
+def logout(session: Session, *, refresh_token: str) -> None:
+    row = _session_for_refresh_token(session, refresh_token)
+    family_id = row.family_id or row.id
+    _revoke_family(session, family_id)
+    # Devices registered under this session stop receiving the user's pushes.
+    family_ids = select(UserSession.id).where(UserSession.family_id == family_id)
+    session.execute(
+        update(Device)
+        .where(Device.session_id.in_(family_ids), Device.disabled_at.is_(None))
+        .values(disabled_at=utcnow(), session_id=None)
+    )
+    session.commit()
+
+
+def register(
+    session: Session, *, name: str, email: str | None, phone: str | None, password: str
+) -> User:
+    if not get_settings().self_signup:
+        raise SignupDisabled("Self sign-up is disabled; ask an admin for an account")
+    user = new_user(
+        session,
+        role=Role.COURIER,
+        name=name,
+        email=email,
+        phone=phone,
+        password=password,
+        status=UserStatus.PENDING,
+        capacity_boxes=get_settings().default_capacity_boxes,
+    )
+    session.commit()
+    return user
+
+
+def change_password(
+    session: Session, *, principal: Principal, current_password: str, new_password: str
+) -> None:
+    user = principal.user
+    if not verify_password(current_password, user.password_hash):
+        raise WrongPassword("Current password is wrong")
+    user.password_hash = hash_password(new_password)
+    session.add(user)
+    revoke_sessions(session, user_id=user.id, except_family_id=principal.family_id)
+    session.commit()
+
+
+def authenticate(session: Session, token: str) -> Principal:
+    """Checks an access token against the database: live session, active user, current role."""
+    claims = decode_access_token(token)
+    found = session.execute(
+        select(User, UserSession)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.id == claims.session_id, User.id == claims.user_id)
+    ).first()
+    if found is None:
+        raise Unauthorized("Session not found")
+    user, user_session = found
+    if user_session.revoked_at is not None:
+        raise Unauthorized("Session has ended")
+    if not user.is_active:
+        raise Unauthorized("Account is not active")
+    store_ids = tuple(store_ids_of(session, user))
+    return Principal(
+        user=user,
+        session_id=user_session.id,
+        family_id=user_session.family_id or user_session.id,
+        store_ids=store_ids,
+    )

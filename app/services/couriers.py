@@ -1,0 +1,97 @@
+"""Courier accounts as admins manage them: create, edit, status, credentials, approval."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.errors import InvalidInput, NotFound
+from app.db.models import Role, User, UserStatus
+from app.services.users import apply_credentials, new_user, revoke_sessions
+
+
+def get_courier(session: Session, *, courier_id: int) -> User:
+    user = session.get(User, courier_id)
+    if user is None or user.role != Role.COURIER or user.deleted_at is not None:
+        raise NotFound("Courier not found")
+    return user
+
+
+def list_couriers(session: Session, *, status: UserStatus | None = None) -> list[User]:
+    query = select(User).where(User.role == Role.COURIER, User.deleted_at.is_(None))
+    if status is not None:
+        query = query.where(User.status == status)
+    return list(session.scalars(query.order_by(User.name, User.id)))
+
+
+def create_courier(
+    session: Session,
+    *,
+    name: str,
+    email: str | None,
+    phone: str | None,
+    password: str,
+    capacity_boxes: int | None,
+) -> User:
+    user = new_user(
+        session,
+        role=Role.COURIER,
+        name=name,
+        email=email,
+        phone=phone,
+        password=password,
+        capacity_boxes=capacity_boxes or get_settings().default_capacity_boxes,
+    )
+    session.commit()
+    return user
+
+
+def update_courier(
+    session: Session, *, courier_id: int, name: str | None, capacity_boxes: int | None
+) -> User:
+    user = get_courier(session, courier_id=courier_id)
+    if name is not None:
+        user.name = name
+    if capacity_boxes is not None:
+        user.capacity_boxes = capacity_boxes
+    session.commit()
+    return user
+
+
+def set_user_status(session: Session, *, user: User, status: UserStatus) -> User:
+    user.status = status
+    if status != UserStatus.ACTIVE:
+        # Leaving active ends every session; the access-token check locks them out at once too.
+        revoke_sessions(session, user_id=user.id)
+    session.commit()
+    return user
+
+
+def set_courier_status(session: Session, *, courier_id: int, status: UserStatus) -> User:
+    if status == UserStatus.PENDING:
+        raise InvalidInput("status must be active, suspended or offboarded")
+    return set_user_status(session, user=get_courier(session, courier_id=courier_id), status=status)
+
+
+def set_courier_credentials(
+    session: Session,
+    *,
+    courier_id: int,
+    email: str | None,
+    phone: str | None,
+    password: str | None,
+) -> User:
+    user = get_courier(session, courier_id=courier_id)
+    apply_credentials(session, user=user, email=email, phone=phone, password=password)
+    session.commit()
+    return user
+
+
+def approve_user(session: Session, *, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("User not found")
+    if user.status not in (UserStatus.PENDING, UserStatus.ACTIVE):
+        raise InvalidInput(f"A {user.status} account cannot be approved; change its status")
+    user.status = UserStatus.ACTIVE
+    session.commit()
+    return user

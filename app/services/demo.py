@@ -1,0 +1,70 @@
+"""Demo data for `make run`: an admin, two stores with staff, couriers, and sample orders."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import Role, Store, StoreMembership, StoreRole, User
+from app.services.users import new_user
+
+DEMO_PASSWORD = "zariz-demo-1"  # noqa: S105  (demo data only; seed-demo is refused in production)
+
+
+def _user(session: Session, *, role: Role, name: str, email: str, phone: str) -> User:
+    existing = session.scalar(select(User).where(User.email == email))
+    if existing is not None:
+        return existing
+    return new_user(session, role=role, name=name, email=email, phone=phone, password=DEMO_PASSWORD)
+
+
+def _store(session: Session, *, name: str, address: str, owner: User) -> Store:
+    store = session.scalar(select(Store).where(Store.name == name))
+    if store is None:
+        store = Store(name=name, pickup_address=address, phone="+972 3 555 0100")
+        session.add(store)
+        session.flush()
+        session.add(
+            StoreMembership(user_id=owner.id, store_id=store.id, role_in_store=StoreRole.OWNER)
+        )
+        session.flush()
+    return store
+
+
+def seed_demo(session: Session) -> list[tuple[str, str, str]]:
+    """Idempotent: running it twice adds nothing the first run made."""
+    admin = _user(
+        session, role=Role.ADMIN, name="Dana Admin", email="admin@zariz.demo", phone="+972500000001"
+    )
+    owner = _user(
+        session,
+        role=Role.STORE,
+        name="Shira Store",
+        email="store@zariz.demo",
+        phone="+972500000002",
+    )
+    owner2 = _user(
+        session,
+        role=Role.STORE,
+        name="Avi Bakery",
+        email="bakery@zariz.demo",
+        phone="+972500000003",
+    )
+    couriers = [
+        _user(
+            session,
+            role=Role.COURIER,
+            name=f"Courier {n}",
+            email=f"courier{n}@zariz.demo",
+            phone=f"+97250000010{n}",
+        )
+        for n in range(1, 4)
+    ]
+    _store(session, name="Zariz Demo Market", address="Herzl St 1, Tel Aviv", owner=owner)
+    _store(session, name="Demo Bakery", address="Dizengoff St 50, Tel Aviv", owner=owner2)
+    session.commit()
+    logins = [
+        ("admin", admin.email or "", DEMO_PASSWORD),
+        ("store", owner.email or "", DEMO_PASSWORD),
+        ("store", owner2.email or "", DEMO_PASSWORD),
+    ]
+    logins += [("courier", c.email or "", DEMO_PASSWORD) for c in couriers]
+    return logins

@@ -1,0 +1,333 @@
+"""/v1/admin/*: couriers, stores, store staff, approvals; and who may call them."""
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.db.models import Role, StoreRole
+from tests.builders import PASSWORD, auth_headers, make_store, make_store_user, make_user
+
+ADMIN_ENDPOINTS = [
+    ("GET", "/v1/admin/couriers"),
+    ("POST", "/v1/admin/couriers"),
+    ("GET", "/v1/admin/couriers/1"),
+    ("PATCH", "/v1/admin/couriers/1"),
+    ("POST", "/v1/admin/couriers/1/status"),
+    ("POST", "/v1/admin/couriers/1/credentials"),
+    ("GET", "/v1/admin/stores"),
+    ("POST", "/v1/admin/stores"),
+    ("GET", "/v1/admin/stores/1"),
+    ("PATCH", "/v1/admin/stores/1"),
+    ("POST", "/v1/admin/stores/1/status"),
+    ("POST", "/v1/admin/stores/1/credentials"),
+    ("GET", "/v1/admin/stores/1/users"),
+    ("POST", "/v1/admin/stores/1/users"),
+    ("DELETE", "/v1/admin/stores/1/users/1"),
+    ("POST", "/v1/admin/users/1/approve"),
+]
+
+
+@pytest.fixture
+def admin_headers(db: Session) -> dict[str, str]:
+    return auth_headers(db, make_user(db, role=Role.ADMIN))
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ENDPOINTS)
+def test_admin_endpoints_refuse_everyone_but_admins(
+    client: TestClient, db: Session, method: str, path: str
+) -> None:
+    anonymous = client.request(method, path, json={})
+    assert anonymous.status_code == 401
+    courier = client.request(method, path, json={}, headers=auth_headers(db, make_user(db)))
+    assert courier.status_code == 403
+    store_user = make_store_user(db, store=make_store(db))
+    as_store = client.request(method, path, json={}, headers=auth_headers(db, store_user))
+    assert as_store.status_code == 403
+    assert as_store.json()["code"] == "forbidden"
+
+
+class TestCouriers:
+    def test_create_get_list_and_patch(
+        self, client: TestClient, admin_headers: dict[str, str]
+    ) -> None:
+        created = client.post(
+            "/v1/admin/couriers",
+            json={
+                "name": "Moshe",
+                "phone": "+972 52 111 2222",
+                "password": PASSWORD,
+                "capacity_boxes": 12,
+            },
+            headers=admin_headers,
+        )
+        assert created.status_code == 201, created.text
+        courier = created.json()
+        assert set(courier) == {
+            "id",
+            "name",
+            "email",
+            "phone",
+            "status",
+            "capacity_boxes",
+            "created_at",
+            "last_login_at",
+        }
+        assert courier["phone"] == "+972521112222"
+        assert courier["capacity_boxes"] == 12
+        got = client.get(f"/v1/admin/couriers/{courier['id']}", headers=admin_headers)
+        assert got.json() == courier
+        assert courier["id"] in [
+            c["id"] for c in client.get("/v1/admin/couriers", headers=admin_headers).json()
+        ]
+        patched = client.patch(
+            f"/v1/admin/couriers/{courier['id']}",
+            json={"capacity_boxes": 20},
+            headers=admin_headers,
+        )
+        assert patched.json()["capacity_boxes"] == 20
+        assert patched.json()["name"] == "Moshe"
+
+    def test_duplicate_email_or_phone_is_409_not_500(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        make_user(db, email="taken@example.com", phone="+972500000099")
+        for body in (
+            {"email": "TAKEN@example.com"},
+            {"phone": "050-000-0099".replace("050", "+97250")},
+        ):
+            response = client.post(
+                "/v1/admin/couriers",
+                json={"name": "X", "password": PASSWORD, **body},
+                headers=admin_headers,
+            )
+            assert response.status_code == 409, body
+            assert response.json()["code"] == "duplicate"
+
+    def test_unknown_courier_is_404(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        store_user = make_store_user(db, store=make_store(db))
+        assert client.get("/v1/admin/couriers/999999", headers=admin_headers).status_code == 404
+        # A user of another role is not a courier.
+        assert (
+            client.get(f"/v1/admin/couriers/{store_user.id}", headers=admin_headers).status_code
+            == 404
+        )
+
+    def test_status_change_revokes_sessions(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        courier = make_user(db)
+        login = client.post(
+            "/v1/auth/login", json={"identifier": courier.email, "password": PASSWORD}
+        ).json()
+        client.post(
+            f"/v1/admin/couriers/{courier.id}/status",
+            json={"status": "offboarded"},
+            headers=admin_headers,
+        )
+        client.post(
+            f"/v1/admin/couriers/{courier.id}/status",
+            json={"status": "active"},
+            headers=admin_headers,
+        )
+        # Reactivation does not bring the old session back.
+        assert (
+            client.post(
+                "/v1/auth/refresh", json={"refresh_token": login["refresh_token"]}
+            ).status_code
+            == 401
+        )
+
+    def test_invalid_status_is_422(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        courier = make_user(db)
+        response = client.post(
+            f"/v1/admin/couriers/{courier.id}/status",
+            json={"status": "on-vacation"},
+            headers=admin_headers,
+        )
+        assert response.status_code == 422
+
+    def test_credentials_blank_fields_stay_and_password_change_revokes(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        courier = make_user(db, email="keep@example.com", phone="+972501112233")
+        login = client.post(
+            "/v1/auth/login", json={"identifier": "keep@example.com", "password": PASSWORD}
+        ).json()
+        response = client.post(
+            f"/v1/admin/couriers/{courier.id}/credentials",
+            json={"email": "", "phone": "  ", "password": "new password 123"},
+            headers=admin_headers,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["email"] == "keep@example.com"
+        assert response.json()["phone"] == "+972501112233"
+        assert (
+            client.get(
+                "/v1/auth/me", headers={"Authorization": f"Bearer {login['access_token']}"}
+            ).status_code
+            == 401
+        )
+        assert (
+            client.post(
+                "/v1/auth/login",
+                json={"identifier": "keep@example.com", "password": "new password 123"},
+            ).status_code
+            == 200
+        )
+
+    def test_credentials_taken_email_is_409(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        make_user(db, email="other@example.com")
+        courier = make_user(db)
+        response = client.post(
+            f"/v1/admin/couriers/{courier.id}/credentials",
+            json={"email": "other@example.com"},
+            headers=admin_headers,
+        )
+        assert response.status_code == 409
+
+
+class TestStores:
+    def test_create_patch_status_and_list(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        created = client.post(
+            "/v1/admin/stores",
+            json={"name": "Falafel Bros", "pickup_address": "King George 10", "box_limit": 40},
+            headers=admin_headers,
+        )
+        assert created.status_code == 201, created.text
+        store = created.json()
+        assert set(store) == {
+            "id",
+            "name",
+            "status",
+            "pickup_address",
+            "phone",
+            "box_limit",
+            "hours_text",
+            "created_at",
+        }
+        patched = client.patch(
+            f"/v1/admin/stores/{store['id']}", json={"hours_text": "9-17"}, headers=admin_headers
+        )
+        assert patched.json()["hours_text"] == "9-17"
+        assert patched.json()["pickup_address"] == "King George 10"
+        suspended = client.post(
+            f"/v1/admin/stores/{store['id']}/status",
+            json={"status": "suspended"},
+            headers=admin_headers,
+        )
+        assert suspended.json()["status"] == "suspended"
+        assert store["id"] in [
+            s["id"] for s in client.get("/v1/admin/stores", headers=admin_headers).json()
+        ]
+
+    def test_duplicate_store_name_is_409(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        make_store(db, name="Same Name")
+        response = client.post(
+            "/v1/admin/stores",
+            json={"name": "Same Name", "pickup_address": "x"},
+            headers=admin_headers,
+        )
+        assert response.status_code == 409
+
+    def test_credentials_create_then_update_the_owner(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        store = make_store(db)
+        first = client.post(
+            f"/v1/admin/stores/{store.id}/credentials",
+            json={"email": "owner@shop.example", "password": "owner password"},
+            headers=admin_headers,
+        )
+        assert first.status_code == 200, first.text
+        assert first.json()["store_ids"] == [store.id]
+        second = client.post(
+            f"/v1/admin/stores/{store.id}/credentials",
+            json={"phone": "+972533334444"},
+            headers=admin_headers,
+        )
+        assert second.json()["id"] == first.json()["id"]
+        assert second.json()["email"] == "owner@shop.example"
+        me = client.post(
+            "/v1/auth/login", json={"identifier": "+972533334444", "password": "owner password"}
+        )
+        assert me.status_code == 200
+        assert me.json()["user"]["store_ids"] == [store.id]
+
+    def test_credentials_without_password_for_a_new_owner_is_422(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        store = make_store(db)
+        response = client.post(
+            f"/v1/admin/stores/{store.id}/credentials",
+            json={"email": "a@b.example"},
+            headers=admin_headers,
+        )
+        assert response.status_code == 422
+
+    def test_suspending_a_store_locks_out_its_staff(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        store = make_store(db)
+        staff = make_store_user(db, store=store)
+        headers = auth_headers(db, staff)
+        client.post(
+            f"/v1/admin/stores/{store.id}/status",
+            json={"status": "suspended"},
+            headers=admin_headers,
+        )
+        assert client.get("/v1/auth/me", headers=headers).status_code == 401
+
+    def test_store_users_create_list_add_and_remove(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        store, other = make_store(db), make_store(db)
+        created = client.post(
+            f"/v1/admin/stores/{store.id}/users",
+            json={"name": "Cashier", "email": "cashier@shop.example", "password": PASSWORD},
+            headers=admin_headers,
+        )
+        assert created.status_code == 201, created.text
+        user_id = created.json()["id"]
+        assert created.json()["role_in_store"] == StoreRole.STAFF
+        added = client.post(
+            f"/v1/admin/stores/{other.id}/users", json={"user_id": user_id}, headers=admin_headers
+        )
+        assert added.status_code == 201
+        again = client.post(
+            f"/v1/admin/stores/{other.id}/users", json={"user_id": user_id}, headers=admin_headers
+        )
+        assert again.status_code == 409
+        listed = client.get(f"/v1/admin/stores/{store.id}/users", headers=admin_headers).json()
+        assert [u["id"] for u in listed] == [user_id]
+        removed = client.delete(
+            f"/v1/admin/stores/{store.id}/users/{user_id}", headers=admin_headers
+        )
+        assert removed.json() == {"ok": True}
+        assert client.get(f"/v1/admin/stores/{store.id}/users", headers=admin_headers).json() == []
+        assert (
+            client.delete(
+                f"/v1/admin/stores/{store.id}/users/{user_id}", headers=admin_headers
+            ).status_code
+            == 404
+        )
+
+    def test_public_store_list_is_scoped(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        mine, theirs = make_store(db), make_store(db)
+        user = make_store_user(db, store=mine)
+        seen = [s["id"] for s in client.get("/v1/stores", headers=auth_headers(db, user)).json()]
+        assert seen == [mine.id]
+        all_ids = [s["id"] for s in client.get("/v1/stores", headers=admin_headers).json()]
+        assert {mine.id, theirs.id} <= set(all_ids)
+        assert client.get("/v1/stores", headers=auth_headers(db, make_user(db))).json() == []

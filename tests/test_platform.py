@@ -1,0 +1,94 @@
+"""Cross-cutting behaviour: problem+json everywhere, request ids, health, the production guard."""
+
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from app.core.config import Settings
+
+
+def test_unknown_route_is_problem_json(client: TestClient) -> None:
+    response = client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "not_found"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_wrong_method_is_problem_json(client: TestClient) -> None:
+    response = client.delete("/v1/auth/login")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_malformed_json_is_a_validation_problem(client: TestClient) -> None:
+    response = client.post(
+        "/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+
+
+def test_validation_errors_never_echo_the_input(client: TestClient) -> None:
+    response = client.post("/v1/auth/register", json={"name": "x", "password": "pw-s3"})
+    assert "pw-s3" not in response.text
+
+
+def test_unhandled_exception_is_a_500_problem_without_internals(app, db):  # type: ignore[no-untyped-def]
+    router = APIRouter()
+
+    @router.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("SELECT secret FROM internals")
+
+    app.include_router(router)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert "SELECT" not in response.text
+
+
+def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
+    assert (
+        client.get("/health/live", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
+    assert len(client.get("/health/live").headers["x-request-id"]) == 32
+
+
+def test_health_live_and_ready(client: TestClient) -> None:
+    assert client.get("/health/live").json() == {"status": "ok"}
+    assert client.get("/health/ready").status_code == 200
+
+
+def test_docs_and_openapi_are_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    assert "/v1/auth/login_password" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize(
+    "secret", ["", "changeme", "change-me-please-0123456789-abcdefgh", "short-secret"]
+)
+def test_production_refuses_a_missing_or_placeholder_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        Settings(zariz_env="production", jwt_secret=secret, database_url="postgresql+psycopg://x/y")
+
+
+def test_production_refuses_sqlite() -> None:
+    with pytest.raises(ValidationError, match="PostgreSQL"):
+        Settings(zariz_env="production", jwt_secret="r" * 48, database_url="sqlite:///./x.db")
+
+
+def test_production_accepts_a_real_secret() -> None:
+    settings = Settings(
+        zariz_env="production", jwt_secret="Zq8" * 16, database_url="postgresql+psycopg://x/y"
+    )
+    assert settings.zariz_env == "production"
+
+
+def test_cors_origins_are_a_comma_list() -> None:
+    settings = Settings(cors_origins="https://a.example, https://b.example")
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
