@@ -5,7 +5,7 @@ import itertools
 from sqlalchemy.orm import Session
 
 from app.core.security import create_access_token
-from app.db.models import Role, Store, StoreMembership, StoreRole, User, UserStatus
+from app.db.models import Order, Role, Store, StoreMembership, StoreRole, User, UserStatus
 from app.services.auth import _issue
 from app.services.users import new_user
 
@@ -71,3 +71,40 @@ def auth_headers(session: Session, user: User) -> dict[str, str]:
 
 def token_for(*, user_id: int, role: str, session_id: int) -> str:
     return create_access_token(user_id=user_id, role=role, session_id=session_id, store_ids=[])
+
+
+def make_order(
+    session: Session,
+    *,
+    store: Store,
+    status: str = "new",
+    courier: User | None = None,
+    boxes_count: int = 1,
+    created_by: User | None = None,
+) -> Order:
+    """An order row in any status (no event): for tests that need a starting state."""
+
+    from app.services.pricing import price_for
+
+    multiplier, total = price_for(boxes_count)
+    order = Order(
+        store_id=store.id,
+        courier_id=courier.id if courier else None,
+        status=status,
+        pickup_address=store.pickup_address,
+        delivery_address="Dizengoff 100, 3, 12",
+        recipient_first_name="Noa",
+        recipient_last_name="Levi",
+        phone="+972501234567",
+        street="Dizengoff",
+        building_no="100",
+        floor="3",
+        apartment="12",
+        boxes_count=boxes_count,
+        boxes_multiplier=multiplier,
+        price_total=total,
+        created_by_id=created_by.id if created_by else None,
+    )
+    session.add(order)
+    session.commit()
+    return order

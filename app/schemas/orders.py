@@ -1,0 +1,135 @@
+"""Order bodies: create, edit, actions, and the OrderRead clients depend on."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.schemas.common import ReadModel
+
+Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32)]
+Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Boxes = Annotated[int, Field(ge=1, le=200)]
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    recipient_first_name: Text100
+    recipient_last_name: Text100
+    phone: PhoneText
+    street: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    building_no: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)
+    ]
+    floor: Short | None = None
+    apartment: Short | None = None
+    notes: Notes | None = None
+    pickup_address: Address | None = None
+    delivery_address: Address | None = None
+    boxes_count: Boxes = 1
+    store_id: int | None = None
+
+
+class OrderUpdate(BaseModel):
+    """PATCH body; read-only keys a client echoes back (id, status, ...) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    recipient_first_name: Text100 | None = None
+    recipient_last_name: Text100 | None = None
+    phone: PhoneText | None = None
+    street: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+        | None
+    ) = None
+    building_no: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)] | None
+    ) = None
+    floor: Short | None = None
+    apartment: Short | None = None
+    notes: Notes | None = None
+    pickup_address: Address | None = None
+    delivery_address: Address | None = None
+    boxes_count: Boxes | None = None
+    version: int | None = None
+
+
+class AssignBody(BaseModel):
+    courier_id: int
+
+
+class StatusBody(BaseModel):
+    status: Literal["picked_up", "delivered", "failed"]
+    note: Notes | None = None
+    reason: Reason | None = None
+
+
+class CancelBody(BaseModel):
+    reason: Reason
+
+
+class OrderRead(ReadModel):
+    id: int
+    store_id: int
+    store_name: str | None = None
+    courier_id: int | None
+    courier_name: str | None = None
+    status: str
+    pickup_address: str
+    delivery_address: str
+    recipient_first_name: str
+    recipient_last_name: str
+    phone: str
+    street: str
+    building_no: str
+    floor: str | None
+    apartment: str | None
+    notes: str | None
+    boxes_count: int
+    boxes_multiplier: int
+    price_total: int
+    created_at: datetime
+    updated_at: datetime
+    assigned_at: datetime | None
+    accepted_at: datetime | None
+    picked_up_at: datetime | None
+    delivered_at: datetime | None
+    failed_at: datetime | None
+    canceled_at: datetime | None
+    cancel_reason: str | None
+    failure_reason: str | None
+    version: int
+
+
+class OrderDeleted(BaseModel):
+    id: int
+    deleted: bool = True
+
+
+class OrderEventRead(ReadModel):
+    id: int
+    order_id: int
+    type: str
+    from_status: str | None
+    to_status: str | None
+    actor_id: int | None
+    actor_role: str | None
+    courier_id: int | None
+    reason: str | None
+    data: dict[str, Any] | None
+    created_at: datetime
+
+
+class CourierLoad(BaseModel):
+    id: int
+    name: str
+    status: str
+    capacity_boxes: int
+    load_boxes: int
+    available_boxes: int
+    active_orders: int

@@ -1,0 +1,100 @@
+"""Order events: recording one (with its push jobs and announcement) and rendering them."""
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.metrics import ORDER_EVENTS
+from app.db.models import EventType, Order, OrderEvent, OrderStatus
+from app.push.outbox import enqueue_for_event
+from app.realtime.announce import announce
+from app.services.auth import Principal
+from app.services.order_views import order_reads
+from app.services.visibility import Viewer, event_scope, sees_details
+
+log = logging.getLogger("zariz.events")
+
+
+def in_pool(status: str | None, courier_id: int | None, deleted: bool = False) -> bool:
+    return status == OrderStatus.NEW and courier_id is None and not deleted
+
+
+def record_event(
+    session: Session,
+    *,
+    order: Order,
+    type: EventType,
+    actor: Principal | None,
+    from_status: str | None,
+    prev_courier_id: int | None,
+    was_in_pool: bool,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> OrderEvent:
+    """Adds the event, its push jobs and its announcement to the caller's open transaction."""
+    event = OrderEvent(
+        order_id=order.id,
+        type=type,
+        from_status=from_status,
+        to_status=order.status,
+        actor_id=actor.user.id if actor else None,
+        actor_role=actor.role if actor else None,
+        courier_id=order.courier_id,
+        prev_courier_id=prev_courier_id if prev_courier_id != order.courier_id else None,
+        store_id=order.store_id,
+        reason=reason,
+        data=data,
+        pool_change=was_in_pool
+        or in_pool(order.status, order.courier_id, order.deleted_at is not None),
+    )
+    session.add(event)
+    session.flush()
+    enqueue_for_event(session, event)
+    announce(session, event.id)
+    ORDER_EVENTS.labels(type=type).inc()
+    return event
+
+
+def viewer_of(principal: Principal) -> Viewer:
+    return Viewer(user_id=principal.user.id, role=principal.role, store_ids=principal.store_ids)
+
+
+def events_after(session: Session, *, viewer: Viewer, after: int, limit: int) -> list[OrderEvent]:
+    return list(
+        session.scalars(
+            select(OrderEvent)
+            .where(OrderEvent.id > after, event_scope(viewer))
+            .order_by(OrderEvent.id)
+            .limit(limit)
+        )
+    )
+
+
+def messages(
+    session: Session, *, viewer: Viewer, events: Sequence[OrderEvent]
+) -> list[dict[str, Any]]:
+    """The SSE `data:` JSON of each event: the order's current state where the viewer may see it."""
+    detailed_ids = {e.order_id for e in events if sees_details(viewer, e)}
+    orders = {}
+    if detailed_ids:
+        found = session.scalars(select(Order).where(Order.id.in_(detailed_ids))).all()
+        orders = {read.id: read for read in order_reads(session, found)}
+    out = []
+    for event in events:
+        message: dict[str, Any] = {
+            "type": event.type,
+            "event_id": event.id,
+            "order_id": event.order_id,
+            "store_id": event.store_id,
+            "courier_id": event.courier_id,
+            "status": event.to_status,
+            "occurred_at": event.created_at.isoformat(),
+        }
+        read = orders.get(event.order_id) if event.order_id in detailed_ids else None
+        if read is not None:
+            message["order"] = read.model_dump(mode="json")
+        out.append(message)
+    return out

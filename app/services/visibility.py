@@ -1,0 +1,77 @@
+"""Who sees an order event: one rule for the SSE stream, the pull feed and push notifications.
+
+Admins see every event; store users the events of their stores' orders; a courier the events of
+orders they hold or held, and, in open dispatch mode, changes to the pool of unassigned orders,
+without recipient details.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy.orm import Session
+
+from app.core.config import DispatchMode, get_settings
+from app.db.models import OrderEvent, Role, StoreMembership, User, UserStatus
+
+
+@dataclass(frozen=True)
+class Viewer:
+    user_id: int
+    role: str
+    store_ids: tuple[int, ...] = ()
+
+
+def _open_mode() -> bool:
+    return get_settings().dispatch_mode == DispatchMode.OPEN
+
+
+def event_scope(viewer: Viewer) -> ColumnElement[bool]:
+    """SQL condition on order_events for the events the viewer may see."""
+    if viewer.role == Role.ADMIN:
+        return true()
+    if viewer.role == Role.STORE:
+        return OrderEvent.store_id.in_(viewer.store_ids) if viewer.store_ids else false()
+    if viewer.role == Role.COURIER:
+        mine = or_(
+            OrderEvent.courier_id == viewer.user_id, OrderEvent.prev_courier_id == viewer.user_id
+        )
+        if _open_mode():
+            return or_(mine, OrderEvent.pool_change.is_(True))
+        return mine
+    return false()
+
+
+def can_see(viewer: Viewer, event: OrderEvent) -> bool:
+    """The Python twin of event_scope, for events already in hand (live fan-out)."""
+    if viewer.role == Role.ADMIN:
+        return True
+    if viewer.role == Role.STORE:
+        return event.store_id in viewer.store_ids
+    if viewer.role == Role.COURIER:
+        return sees_details(viewer, event) or (bool(event.pool_change) and _open_mode())
+    return False
+
+
+def sees_details(viewer: Viewer, event: OrderEvent) -> bool:
+    """Whether the viewer may see the order itself (recipient, phone, address) with the event."""
+    if viewer.role == Role.COURIER:
+        return viewer.user_id in (event.courier_id, event.prev_courier_id)
+    return viewer.role in (Role.ADMIN, Role.STORE) and can_see(viewer, event)
+
+
+def audience(session: Session, event: OrderEvent) -> set[int]:
+    """Ids of the active users who see the event, except the one who caused it (for push)."""
+    live = and_(User.status == UserStatus.ACTIVE, User.deleted_at.is_(None))
+    conditions = [
+        User.role == Role.ADMIN,
+        User.id.in_(
+            select(StoreMembership.user_id).where(StoreMembership.store_id == event.store_id)
+        ),
+        User.id.in_([i for i in (event.courier_id, event.prev_courier_id) if i is not None]),
+    ]
+    if event.pool_change and _open_mode():
+        conditions.append(User.role == Role.COURIER)
+    ids = set(session.scalars(select(User.id).where(live, or_(*conditions))))
+    if event.actor_id is not None:
+        ids.discard(event.actor_id)
+    return ids
