@@ -1,6 +1,7 @@
-"""The `zariz` command: serve, migrate, seed-demo, create-admin."""
+"""The `zariz` command: serve, migrate, seed-demo, create-admin, worker."""
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -78,6 +79,30 @@ def cmd_seed_demo(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from app.core.logging import configure_logging
+    from app.db.session import get_engine
+    from app.push.apns import ApnsConfigError
+    from app.push.worker import PushWorker, run_until_signalled
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    try:
+        worker = PushWorker(settings=settings, engine=get_engine())
+    except ApnsConfigError as exc:
+        print(f"push worker: {exc}", file=sys.stderr)
+        return 2
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_host)
+    # SIGTERM (docker stop, systemd) and Ctrl-C: finish the sends in flight, record them, exit.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    run_until_signalled(worker)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zariz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--phone")
     admin.add_argument("--password", required=True)
     admin.set_defaults(func=cmd_create_admin)
+    worker = sub.add_parser("worker", help="send push notifications from the outbox to APNs")
+    worker.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    worker.add_argument("--metrics-host", default="127.0.0.1")
+    worker.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -5,17 +5,31 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 
 from app.api.routes import admin, auth, devices, health, stores
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
+from app.db.session import get_engine
+from app.push.worker import start_inline
+
+# Sends in flight get this long to finish at shutdown (APNs answers in well under a second).
+PUSH_STOP_TIMEOUT = 15.0
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    yield
+    settings = get_settings()
+    # PUSH_WORKER=inline: the push worker is a thread of this process (SQLite, `make run`).
+    push_worker = start_inline(settings, get_engine())
+    try:
+        yield
+    finally:
+        if push_worker is not None:
+            push_worker.stop()
+            await run_in_threadpool(push_worker.join, PUSH_STOP_TIMEOUT)
 
 
 def create_app() -> FastAPI:

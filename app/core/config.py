@@ -71,9 +71,19 @@ class Settings(BaseSettings):
     apns_key_file: Path | None = None
     apns_topic: str | None = None
     apns_url: str | None = None
+    # Extra CA bundle trusted for an https:// APNS_URL (a local TLS fake in tests); Apple's own
+    # hosts are verified against the system store without it.
+    apns_ca_file: Path | None = None
+    apns_timeout: float = 10.0
     push_max_attempts: int = 6
     push_backoff_base: float = 1.0
     push_backoff_max: float = 300.0
+    # Pushes in flight at once per worker, multiplexed as streams on one HTTP/2 connection.
+    push_concurrency: int = 32
+    # Fallback wake-up of an idle worker; new jobs wake it at once (NOTIFY or the local signal).
+    push_poll_interval: float = 5.0
+    # A claimed job is invisible to other workers this long; a crashed worker's jobs come back.
+    push_lease_seconds: float = 60.0
 
     sse_heartbeat_seconds: float = 15.0
     sse_retry_ms: int = 3000

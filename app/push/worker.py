@@ -1,0 +1,208 @@
+"""The push worker: claims due jobs, sends them to APNs concurrently, records what happened.
+
+It sleeps until there is work: NOTIFY on Postgres (from any process) or the after-commit signal
+of its own process wake it at once, and a timed wake-up catches retries and leases coming due.
+Runs as `zariz worker` or, with PUSH_WORKER=inline, as a thread of the API process.
+"""
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+
+import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
+
+from app.core.config import PushWorkerMode, Settings
+from app.core.metrics import PUSH_QUEUE_DEPTH
+from app.db.base import utcnow
+from app.push import outbox
+from app.push.apns import ApnsClient, ApnsConfigError, ApnsResult, Outcome
+from app.push.jobs import Claimed, Done, claim_due, queue_stats, record_outcomes, skip_jobs
+
+log = logging.getLogger("zariz.push")
+
+UNCONFIGURED = "APNs is not configured"
+# How long a database outage makes the loop wait before trying again.
+ERROR_PAUSE = 1.0
+
+
+class PushWorker:
+    def __init__(
+        self, *, settings: Settings, engine: Engine, client: ApnsClient | None = None
+    ) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+        self._owns_client = client is None
+        if client is None and settings.apns_configured:
+            client = ApnsClient(settings)  # a bad key fails here, at start, not per push
+        self._client = client
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listener: threading.Thread | None = None
+        self._unrecorded: list[Done] = []
+
+    # -- control ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="push-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Asks the loop to finish: no new claims, in-flight sends complete and are recorded."""
+        self._stopping.set()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def run(self) -> None:
+        if self._client is None:
+            log.warning("%s: due push jobs will be marked skipped", UNCONFIGURED)
+        outbox.add_wake_listener(self.wake)
+        if self._engine.dialect.name == "postgresql":
+            self._listener = threading.Thread(target=self._listen, name="push-listen", daemon=True)
+            self._listener.start()
+        pool = ThreadPoolExecutor(self.settings.push_concurrency, thread_name_prefix="apns")
+        log.info("push worker started")
+        try:
+            self._loop(pool)
+        finally:
+            outbox.remove_wake_listener(self.wake)
+            pool.shutdown(wait=True)
+            if self._client is not None and self._owns_client:
+                self._client.close()
+            log.info("push worker stopped")
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _loop(self, pool: ThreadPoolExecutor) -> None:
+        in_flight: dict[Future[ApnsResult], Claimed] = {}
+        capacity = self.settings.push_concurrency
+        while True:
+            # Cleared before looking for work, so a wake-up that arrives meanwhile is kept.
+            self._wake.clear()
+            finished = [f for f in in_flight if f.done()]
+            self._unrecorded.extend(Done(in_flight.pop(f), f.result()) for f in finished)
+            if self._unrecorded and not self._record():
+                self._stopping.wait(ERROR_PAUSE)
+                continue
+            if self._stopping.is_set():
+                if not in_flight:
+                    return
+                self._wake.wait()  # each finishing send wakes us
+                continue
+            free = capacity - len(in_flight)
+            try:
+                claimed = self._claim(free) if free else []
+            except SQLAlchemyError:
+                log.exception("claiming push jobs failed")
+                self._stopping.wait(ERROR_PAUSE)
+                continue
+            for job in claimed:
+                future = pool.submit(self._send, job)
+                in_flight[future] = job
+                future.add_done_callback(lambda _f: self._wake.set())
+            timeout = self.settings.push_poll_interval
+            if len(claimed) < free:
+                # Nothing else is due: sleep until the next job is, or until woken.
+                timeout = min(timeout, self._until_next_due())
+            # The floor keeps a job another worker is claiming this instant from spinning us.
+            self._wake.wait(max(timeout, 0.01))
+
+    def _claim(self, limit: int) -> list[Claimed]:
+        with self._sessions() as session:
+            claimed = claim_due(
+                session, limit=limit, lease_seconds=self.settings.push_lease_seconds
+            )
+            if claimed and self._client is None:
+                skip_jobs(session, claimed, UNCONFIGURED)
+                return []
+            return claimed
+
+    def _send(self, job: Claimed) -> ApnsResult:
+        assert self._client is not None
+        try:
+            return self._client.send(
+                token=job.token, environment=job.environment, payload=job.payload
+            )
+        except Exception as exc:
+            # A bug must not lose the job: it is retried and ends dead like any failure.
+            log.exception("push send crashed", extra={"job_id": job.job_id})
+            return ApnsResult(Outcome.RETRY, reason=f"client error: {type(exc).__name__}")
+
+    def _record(self) -> bool:
+        try:
+            with self._sessions() as session:
+                record_outcomes(session, self._unrecorded, self.settings)
+        except SQLAlchemyError:
+            # Kept and written on the next turn; if this process dies first, the lease brings
+            # the jobs back and they are sent again (at least once, never lost).
+            log.exception("recording push outcomes failed")
+            return False
+        self._unrecorded.clear()
+        return True
+
+    def _until_next_due(self) -> float:
+        try:
+            with self._sessions() as session:
+                depth, next_due = queue_stats(session)
+        except SQLAlchemyError:
+            log.exception("reading the push queue failed")
+            return ERROR_PAUSE
+        PUSH_QUEUE_DEPTH.set(depth)
+        if next_due is None:
+            return self.settings.push_poll_interval
+        # A little slack so the job is due by the time we claim it.
+        return max(0.0, (next_due - utcnow() + timedelta(milliseconds=5)).total_seconds())
+
+    # -- Postgres LISTEN ---------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        url = self.settings.database_url_direct or self._engine.url.render_as_string(
+            hide_password=False
+        )
+        conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {outbox.CHANNEL}")
+                    self.wake()  # jobs committed while we were not listening
+                    while not self._stopping.is_set():
+                        # The timeout only lets the thread notice stop(); it is not a poll.
+                        for _notify in conn.notifies(timeout=1.0):
+                            self.wake()
+            except psycopg.Error:
+                log.warning("push LISTEN connection lost; reconnecting", exc_info=True)
+                self._stopping.wait(ERROR_PAUSE)
+
+
+def start_inline(settings: Settings, engine: Engine) -> PushWorker | None:
+    """The worker as a thread of this process (PUSH_WORKER=inline), or None."""
+    if settings.push_worker != PushWorkerMode.INLINE:
+        return None
+    try:
+        worker = PushWorker(settings=settings, engine=engine)
+    except ApnsConfigError as exc:
+        log.error("push worker not started: %s", exc)
+        return None
+    worker.start()
+    return worker
+
+
+def run_until_signalled(worker: PushWorker) -> None:
+    """Runs the worker in a thread so the main thread stays free to handle SIGTERM/SIGINT."""
+    worker.start()
+    while not worker.join(timeout=1.0):
+        pass

@@ -1,0 +1,214 @@
+"""The push worker against the fake APNs, on a database with real commits."""
+
+import time
+from collections import Counter
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.db.base import utcnow
+from app.db.models import Device, PushStatus, UserStatus
+from tests.fake_apns import ERROR, GONE, TOO_MANY, FakeApns, Reply
+from tests.push.conftest import StartWorker
+from tests.push.helpers import (
+    add_device,
+    courier_with_device,
+    jobs,
+    order_created,
+    statuses,
+    store_with_user,
+    token_of,
+    wait_until,
+)
+
+
+def metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def all_done(live: sessionmaker[Session]) -> bool:
+    found = statuses(live)
+    return bool(found) and not {PushStatus.PENDING, PushStatus.FAILED} & set(found)
+
+
+class TestDelivery:
+    def test_order_created_in_open_mode_pushes_each_active_courier_once_and_not_its_creator(
+        self,
+        live: sessionmaker[Session],
+        fake_apns: FakeApns,
+        start_worker: StartWorker,
+    ) -> None:
+        with live() as session:
+            store, creator = store_with_user(session)
+            add_device(session, creator, token_of(100))
+            couriers = [courier_with_device(session, token_of(n))[0] for n in range(1, 6)]
+            # A courier with two phones gets a push on each.
+            add_device(session, couriers[0], token_of(6))
+            courier_with_device(session, token_of(99), status=UserStatus.SUSPENDED)
+            order_created(session, store=store, actor=creator)
+        start_worker()
+        fake_apns.wait_for_requests(6)
+        wait_until(lambda: all_done(live), what="jobs sent")
+        time.sleep(0.2)  # anything extra would arrive now
+        received = Counter(seen.token for seen in fake_apns.requests())
+        assert received == {token_of(n): 1 for n in range(1, 7)}
+        assert statuses(live) == [PushStatus.SENT] * 6
+        assert all(job.sent_at is not None for job in jobs(live))
+
+    def test_500_then_200_is_delivered_once_after_a_retry(
+        self, live: sessionmaker[Session], fake_apns: FakeApns, start_worker: StartWorker
+    ) -> None:
+        with live() as session:
+            store, creator = store_with_user(session)
+            courier_with_device(session, token_of(1))
+            order_created(session, store=store, actor=creator)
+        fake_apns.script(token_of(1), ERROR)
+        sent_before, failed_before = (
+            metric("zariz_push_sent_total"),
+            metric("zariz_push_failed_total"),
+        )
+        start_worker()
+        wait_until(lambda: all_done(live), what="job sent")
+        [job] = jobs(live)
+        assert (job.status, job.attempts) == (PushStatus.SENT, 2)
+        assert [s.status for s in fake_apns.requests(token_of(1))] == [500, 200]
+        assert metric("zariz_push_sent_total") == sent_before + 1
+        assert metric("zariz_push_failed_total") == failed_before + 1
+
+    def test_410_disables_the_device_and_it_is_never_pushed_again(
+        self, live: sessionmaker[Session], fake_apns: FakeApns, start_worker: StartWorker
+    ) -> None:
+        with live() as session:
+            store, creator = store_with_user(session)
+            _, gone = courier_with_device(session, token_of(1))
+            courier_with_device(session, token_of(2))
+            order_created(session, store=store, actor=creator)
+        fake_apns.script(token_of(1), GONE)
+        start_worker()
+        wait_until(lambda: all_done(live), what="jobs done")
+        by_device = {job.device_id: job for job in jobs(live)}
+        assert by_device[gone.id].status == PushStatus.DEAD
+        assert by_device[gone.id].last_error == "410 Unregistered"
+        with live() as session:
+            assert session.get(Device, gone.id).disabled_at is not None  # type: ignore[union-attr]
+            order_created(session, store=store, actor=creator)
+        wait_until(lambda: len(fake_apns.requests(token_of(2))) == 2, what="second push")
+        time.sleep(0.2)
+        assert len(fake_apns.requests(token_of(1))) == 1
+        assert len(jobs(live, device_id=gone.id)) == 1  # the outbox skips disabled devices
+
+    def test_repeated_429_is_dead_after_the_last_attempt_with_the_error_kept(
+        self, live: sessionmaker[Session], fake_apns: FakeApns, start_worker: StartWorker
+    ) -> None:
+        with live() as session:
+            store, creator = store_with_user(session)
+            courier_with_device(session, token_of(1))
+            order_created(session, store=store, actor=creator)
+        fake_apns.set_default(TOO_MANY)
+        dead_before = metric("zariz_push_dead_total")
+        start_worker()
+        wait_until(lambda: all_done(live), what="job dead")
+        [job] = jobs(live)
+        assert (job.status, job.attempts) == (PushStatus.DEAD, 3)
+        assert job.last_error == "429 TooManyRequests"
+        assert len(fake_apns.requests(token_of(1))) == 3
+        assert metric("zariz_push_dead_total") == dead_before + 1
+
+    def test_a_device_disabled_after_the_job_was_written_is_skipped(
+        self, live: sessionmaker[Session], fake_apns: FakeApns, start_worker: StartWorker
+    ) -> None:
+        with live() as session:
+            store, creator = store_with_user(session)
+            _, device = courier_with_device(session, token_of(1))
+            order_created(session, store=store, actor=creator)
+            device.disabled_at = utcnow()
+            session.add(device)
+            session.commit()
+        start_worker()
+        wait_until(lambda: all_done(live), what="job skipped")
+        assert statuses(live) == [PushStatus.SKIPPED]
+        assert fake_apns.requests() == []
+
+    def test_unconfigured_apns_marks_due_jobs_skipped(
+        self,
+        live: sessionmaker[Session],
+        fake_apns: FakeApns,
+        start_worker: StartWorker,
+        apns_settings: Settings,
+    ) -> None:
+        with live() as session:
+            store, creator = store_with_user(session)
+            courier_with_device(session, token_of(1))
+            order_created(session, store=store, actor=creator)  # written pending
+        start_worker(apns_settings.model_copy(update={"apns_key": None}))
+        wait_until(lambda: all_done(live), what="job skipped")
+        [job] = jobs(live)
+        assert (job.status, job.last_error) == (PushStatus.SKIPPED, "APNs is not configured")
+        assert fake_apns.requests() == []
+
+
+class TestWaking:
+    def test_a_committed_event_wakes_an_idle_worker_without_polling(
+        self,
+        live: sessionmaker[Session],
+        fake_apns: FakeApns,
+        start_worker: StartWorker,
+        apns_settings: Settings,
+    ) -> None:
+        with live() as session:
+            store, creator = store_with_user(session)
+            courier_with_device(session, token_of(1))
+        start_worker(apns_settings.model_copy(update={"push_poll_interval": 60.0}))
+        time.sleep(0.3)  # idle, sleeping on its 60 s timer
+        with live() as session:
+            event = order_created(session, store=store, actor=creator)
+        committed = time.time()
+        [seen] = fake_apns.wait_for_requests(1, timeout=5)
+        assert seen.payload["order_id"] == event.order_id
+        assert seen.received_at - committed < 1.0
+
+    def test_a_held_request_does_not_stop_other_pushes(
+        self, live: sessionmaker[Session], fake_apns: FakeApns, start_worker: StartWorker
+    ) -> None:
+        with live() as session:
+            store, creator = store_with_user(session)
+            courier_with_device(session, token_of(1))
+            courier_with_device(session, token_of(2))
+        fake_apns.script(token_of(1), Reply(hold=True))
+        start_worker()
+        with live() as session:
+            order_created(session, store=store, actor=creator)
+        wait_until(lambda: fake_apns.answered(token_of(2)) == 1, what="the other push")
+        fake_apns.release()
+        wait_until(lambda: all_done(live), what="both sent")
+
+
+class TestInline:
+    def test_inline_worker_runs_in_the_api_lifespan(
+        self,
+        live: sessionmaker[Session],
+        fake_apns: FakeApns,
+        apns_settings: Settings,
+        monkeypatch: pytest.MonkeyPatch,
+        engine: object,
+    ) -> None:
+        from fastapi.testclient import TestClient
+
+        import app.main
+
+        monkeypatch.setattr(apns_settings, "push_worker", "inline")
+        # The app's engine is the test database's; the tests' engine fixture owns the schema.
+        monkeypatch.setattr(app.main, "get_engine", lambda: engine)
+        with live() as session:
+            store, creator = store_with_user(session)
+            courier_with_device(session, token_of(1))
+        with TestClient(app.main.create_app()):
+            with live() as session:
+                order_created(session, store=store, actor=creator)
+            wait_until(lambda: all_done(live), what="inline worker sent the push")
+        assert fake_apns.answered(token_of(1)) == 1
+        with live() as session:
+            assert session.scalar(select(Device.disabled_at)) is None
