@@ -78,6 +78,12 @@ class _State:
     seen: list[Seen] = field(default_factory=list)
 
 
+def _quiet_on_cancel(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # Connections still open at shutdown are cancelled; asyncio would print each one.
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
 class FakeApns:
     def __init__(
         self,
@@ -169,6 +175,9 @@ class FakeApns:
         config.errorlog = None
         config.loglevel = "WARNING"
         config.graceful_timeout = 0.5
+        # hypercorn sends GOAWAY after 1000 requests on a connection by default; APNs keeps
+        # connections for hours, and the bench sends many thousands.
+        config.keep_alive_max_requests = 10**9
         if self._certfile and self._keyfile:
             config.certfile = str(self._certfile)
             config.keyfile = str(self._keyfile)
@@ -199,6 +208,7 @@ class FakeApns:
 
     def _run(self, config: Config) -> None:
         loop = asyncio.new_event_loop()
+        loop.set_exception_handler(_quiet_on_cancel)
         self._loop = loop
         self._shutdown = asyncio.Event()
         self._release = asyncio.Event()
@@ -222,6 +232,8 @@ class FakeApns:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away mid-request: APNs never saw a push
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break

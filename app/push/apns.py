@@ -1,11 +1,13 @@
 """APNs over HTTP/2: the provider token (ES256 JWT) and one typed outcome per push."""
 
+import asyncio
 import json
 import logging
 import ssl
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,6 +30,8 @@ TOKEN_MAX_AGE = 50 * 60
 # Reasons that mean this device token will never work again: stop pushing to the device.
 GONE_REASONS = frozenset({"BadDeviceToken", "Unregistered"})
 EXPIRED_REASON = "ExpiredProviderToken"
+
+CLOSE_TIMEOUT = 5.0
 
 Clock = Callable[[], float]
 
@@ -121,7 +125,12 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
 
 
 class ApnsClient:
-    """Sends pushes over one HTTP/2 connection per APNs host, many streams at once (thread-safe)."""
+    """Sends pushes as concurrent streams of one HTTP/2 connection per APNs host.
+
+    The connection lives on an event loop of its own thread: httpx's async HTTP/2 runs every
+    stream on one thread, where its sync client shares HPACK and stream state between threads
+    unsafely. Callers in any thread use submit() (a future) or send() (blocking).
+    """
 
     def __init__(self, settings: Settings, *, clock: Clock = time.time) -> None:
         if not (settings.apns_key_id and settings.apns_team_id and settings.apns_topic):
@@ -136,30 +145,45 @@ class ApnsClient:
         )
         # http1=False: HTTP/2 only, negotiated by ALPN over TLS and by prior knowledge over an
         # http:// URL (h2c), which is how tests reach a local fake.
-        self._http = httpx.Client(
+        self._http = httpx.AsyncClient(
             http1=False,
             http2=True,
             verify=_ssl_context(settings),
             timeout=httpx.Timeout(settings.apns_timeout),
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
         )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="apns-http2", daemon=True
+        )
+        self._thread.start()
 
     def base_url(self, environment: str) -> str:
         if self._base_url:
             return self._base_url
         return SANDBOX_URL if environment == ApnsEnvironment.SANDBOX else PRODUCTION_URL
 
+    def submit(
+        self, *, token: str, environment: str, payload: dict[str, Any]
+    ) -> "Future[ApnsResult]":
+        return asyncio.run_coroutine_threadsafe(
+            self._send(token=token, environment=environment, payload=payload), self._loop
+        )
+
     def send(self, *, token: str, environment: str, payload: dict[str, Any]) -> ApnsResult:
+        return self.submit(token=token, environment=environment, payload=payload).result()
+
+    async def _send(self, *, token: str, environment: str, payload: dict[str, Any]) -> ApnsResult:
         url = f"{self.base_url(environment)}/3/device/{token}"
         body = json.dumps(payload, separators=(",", ":")).encode()
         bearer = self.tokens.current()
-        result = self._post(url, body, bearer)
+        result = await self._post(url, body, bearer)
         if result.status == 403 and result.reason == EXPIRED_REASON:
             # Renewed at once and the push retried once; a second refusal is an ordinary retry.
-            result = self._post(url, body, self.tokens.renew(bearer))
+            result = await self._post(url, body, self.tokens.renew(bearer))
         return result
 
-    def _post(self, url: str, body: bytes, bearer: str) -> ApnsResult:
+    async def _post(self, url: str, body: bytes, bearer: str) -> ApnsResult:
         headers = {
             "authorization": f"bearer {bearer}",
             "apns-topic": self._topic,
@@ -168,13 +192,18 @@ class ApnsClient:
             "content-type": "application/json",
         }
         try:
-            response = self._http.post(url, content=body, headers=headers)
+            response = await self._http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return ApnsResult(Outcome.RETRY, reason=f"network error: {type(exc).__name__}")
         return classify(response.status_code, _reason(response))
 
     def close(self) -> None:
-        self._http.close()
+        if self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._http.aclose(), self._loop).result(CLOSE_TIMEOUT)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(CLOSE_TIMEOUT)
+        self._loop.close()
 
 
 def _reason(response: httpx.Response) -> str | None:

@@ -7,7 +7,8 @@ Runs as `zariz worker` or, with PUSH_WORKER=inline, as a thread of the API proce
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from concurrent.futures import Future
 from datetime import timedelta
 
 import psycopg
@@ -74,29 +75,35 @@ class PushWorker:
         if self._engine.dialect.name == "postgresql":
             self._listener = threading.Thread(target=self._listen, name="push-listen", daemon=True)
             self._listener.start()
-        pool = ThreadPoolExecutor(self.settings.push_concurrency, thread_name_prefix="apns")
         log.info("push worker started")
         try:
-            self._loop(pool)
+            self._loop()
         finally:
             outbox.remove_wake_listener(self.wake)
-            pool.shutdown(wait=True)
             if self._client is not None and self._owns_client:
                 self._client.close()
             log.info("push worker stopped")
 
     # -- the loop --------------------------------------------------------------------------
 
-    def _loop(self, pool: ThreadPoolExecutor) -> None:
+    def _loop(self) -> None:
         in_flight: dict[Future[ApnsResult], Claimed] = {}
         capacity = self.settings.push_concurrency
         while True:
             # Cleared before looking for work, so a wake-up that arrives meanwhile is kept.
             self._wake.clear()
-            finished = [f for f in in_flight if f.done()]
-            self._unrecorded.extend(Done(in_flight.pop(f), f.result()) for f in finished)
+            for future in [f for f in in_flight if f.done()]:
+                job = in_flight.pop(future)
+                self._unrecorded.append(Done(job, _result(future, job)))
             if self._unrecorded and not self._record():
-                self._stopping.wait(ERROR_PAUSE)
+                if not self._stopping.is_set():
+                    self._stopping.wait(ERROR_PAUSE)
+                elif in_flight:
+                    time.sleep(ERROR_PAUSE)
+                else:
+                    # Not lost: the leases run out and these jobs are sent again.
+                    log.error("stopping with %d push outcomes unrecorded", len(self._unrecorded))
+                    return
                 continue
             if self._stopping.is_set():
                 if not in_flight:
@@ -111,7 +118,13 @@ class PushWorker:
                 self._stopping.wait(ERROR_PAUSE)
                 continue
             for job in claimed:
-                future = pool.submit(self._send, job)
+                sending = next((f for f, j in in_flight.items() if j.job_id == job.job_id), None)
+                if sending is not None:
+                    # Our own lease ran out while the send was still going (a stalled
+                    # connection): keep that send, under the new claim's fence.
+                    in_flight[sending] = job
+                    continue
+                future = self._send(job)
                 in_flight[future] = job
                 future.add_done_callback(lambda _f: self._wake.set())
             timeout = self.settings.push_poll_interval
@@ -131,16 +144,11 @@ class PushWorker:
                 return []
             return claimed
 
-    def _send(self, job: Claimed) -> ApnsResult:
+    def _send(self, job: Claimed) -> "Future[ApnsResult]":
         assert self._client is not None
-        try:
-            return self._client.send(
-                token=job.token, environment=job.environment, payload=job.payload
-            )
-        except Exception as exc:
-            # A bug must not lose the job: it is retried and ends dead like any failure.
-            log.exception("push send crashed", extra={"job_id": job.job_id})
-            return ApnsResult(Outcome.RETRY, reason=f"client error: {type(exc).__name__}")
+        return self._client.submit(
+            token=job.token, environment=job.environment, payload=job.payload
+        )
 
     def _record(self) -> bool:
         try:
@@ -186,6 +194,15 @@ class PushWorker:
             except psycopg.Error:
                 log.warning("push LISTEN connection lost; reconnecting", exc_info=True)
                 self._stopping.wait(ERROR_PAUSE)
+
+
+def _result(future: "Future[ApnsResult]", job: Claimed) -> ApnsResult:
+    try:
+        return future.result()
+    except Exception as exc:
+        # A bug must not lose the job: it is retried and ends dead like any failure.
+        log.error("push send crashed", exc_info=exc, extra={"job_id": job.job_id})
+        return ApnsResult(Outcome.RETRY, reason=f"client error: {type(exc).__name__}")
 
 
 def start_inline(settings: Settings, engine: Engine) -> PushWorker | None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.db.base import utcnow
 from app.db.models import Device, PushStatus, UserStatus
-from tests.fake_apns import ERROR, GONE, TOO_MANY, FakeApns, Reply
+from tests.fake_apns import ERROR, GONE, TOO_MANY, FakeApns
 from tests.push.conftest import StartWorker
 from tests.push.helpers import (
     add_device,
@@ -169,21 +169,6 @@ class TestWaking:
         [seen] = fake_apns.wait_for_requests(1, timeout=5)
         assert seen.payload["order_id"] == event.order_id
         assert seen.received_at - committed < 1.0
-
-    def test_a_held_request_does_not_stop_other_pushes(
-        self, live: sessionmaker[Session], fake_apns: FakeApns, start_worker: StartWorker
-    ) -> None:
-        with live() as session:
-            store, creator = store_with_user(session)
-            courier_with_device(session, token_of(1))
-            courier_with_device(session, token_of(2))
-        fake_apns.script(token_of(1), Reply(hold=True))
-        start_worker()
-        with live() as session:
-            order_created(session, store=store, actor=creator)
-        wait_until(lambda: fake_apns.answered(token_of(2)) == 1, what="the other push")
-        fake_apns.release()
-        wait_until(lambda: all_done(live), what="both sent")
 
 
 class TestInline:
