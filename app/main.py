@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api.routes import admin, auth, health, stores
+from app.api.routes import admin, auth, couriers, health, orders, stores
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -37,6 +37,13 @@ def create_app() -> FastAPI:
             expose_headers=["X-Request-ID", "X-Next-Cursor", "Link"],
         )
     app.add_middleware(RequestContextMiddleware)
-    for router in (health.router, auth.router, admin.router, stores.router):
+    for router in (
+        health.router,
+        auth.router,
+        orders.router,
+        couriers.router,
+        stores.router,
+        admin.router,
+    ):
         app.include_router(router)
     return app

@@ -38,6 +38,7 @@ from app.db.session import build_engine  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
+pytest_plugins = ["tests.orders_helpers"]
 
 
 def pytest_report_header() -> str:
