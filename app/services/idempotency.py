@@ -101,7 +101,12 @@ def run_idempotent(
                 raise
             continue  # a concurrent first request won the insert: read and replay it
         break
-    status_code, response = action()  # commits the key row together with the action
+    try:
+        status_code, response = action()  # commits the key row together with the action
+    except Exception:
+        # A refused or failed request is not stored: the key is released and a retry runs.
+        session.rollback()
+        raise
     session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
