@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import AdminUser, CourierUser, CurrentUser, SessionDep, StoreOrAdmin
 from app.api.errors import responses
 from app.api.idempotency import IdempotencyDep
+from app.api.params import PathId, QueryId
 from app.core.errors import InvalidInput
 from app.db.models import OrderStatus
 from app.schemas.orders import (
@@ -72,7 +73,7 @@ def _filters(
 
 
 StatusQ = Annotated[list[str] | None, Query(description="repeatable, or a comma list")]
-IdQ = Annotated[int | None, Query()]
+IdQ = QueryId
 FromQ = Annotated[str | None, Query(alias="from", description="date or datetime")]
 ToQ = Annotated[str | None, Query(alias="to", description="date (whole day) or datetime")]
 SearchQ = Annotated[str | None, Query(max_length=100, description="recipient name or phone")]
@@ -104,7 +105,7 @@ def list_orders(
     created_to: ToQ = None,
     q: SearchQ = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: QueryId = None,
 ) -> list[OrderRead]:
     filters = _filters(
         status, store_id or store, courier_id or courier, created_from, created_to, q
@@ -144,7 +145,7 @@ def export_orders(
 
 
 @router.get("/{order_id}", responses=responses(404))
-def get_order(order_id: int, principal: CurrentUser, session: SessionDep) -> OrderRead:
+def get_order(order_id: PathId, principal: CurrentUser, session: SessionDep) -> OrderRead:
     return order_read(
         session, orders_service.get_order(session, principal=principal, order_id=order_id)
     )
@@ -152,7 +153,7 @@ def get_order(order_id: int, principal: CurrentUser, session: SessionDep) -> Ord
 
 @router.get("/{order_id}/events", responses=responses(404))
 def order_events(
-    order_id: int, principal: CurrentUser, session: SessionDep
+    order_id: PathId, principal: CurrentUser, session: SessionDep
 ) -> list[OrderEventRead]:
     events = orders_service.timeline(session, principal=principal, order_id=order_id)
     return [OrderEventRead.model_validate(e) for e in events]
@@ -160,7 +161,7 @@ def order_events(
 
 @router.post("/{order_id}/claim", responses=ACTION_ERRORS)
 def claim(
-    order_id: int, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
+    order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
 ) -> OrderRead:
     return idem.run(  # type: ignore[return-value]
         lambda: order_read(
@@ -171,14 +172,14 @@ def claim(
 
 @router.post("/{order_id}/accept", responses=ACTION_ERRORS)
 def accept(
-    order_id: int, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
+    order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
 ) -> OrderRead:
     return claim(order_id, courier, session, idem)
 
 
 @router.post("/{order_id}/decline", responses=ACTION_ERRORS)
 def decline(
-    order_id: int, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
+    order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
 ) -> OrderRead:
     return idem.run(  # type: ignore[return-value]
         lambda: order_read(
@@ -189,7 +190,7 @@ def decline(
 
 @router.post("/{order_id}/assign", responses=ACTION_ERRORS)
 def assign(
-    order_id: int, body: AssignBody, admin: AdminUser, session: SessionDep, idem: IdempotencyDep
+    order_id: PathId, body: AssignBody, admin: AdminUser, session: SessionDep, idem: IdempotencyDep
 ) -> OrderRead:
     return idem.run(  # type: ignore[return-value]
         lambda: order_read(
@@ -203,7 +204,7 @@ def assign(
 
 @router.post("/{order_id}/unassign", responses=ACTION_ERRORS)
 def unassign(
-    order_id: int, admin: AdminUser, session: SessionDep, idem: IdempotencyDep
+    order_id: PathId, admin: AdminUser, session: SessionDep, idem: IdempotencyDep
 ) -> OrderRead:
     return idem.run(  # type: ignore[return-value]
         lambda: order_read(
@@ -214,7 +215,7 @@ def unassign(
 
 @router.post("/{order_id}/status", responses=ACTION_ERRORS)
 def change_status(
-    order_id: int,
+    order_id: PathId,
     body: StatusBody,
     principal: CurrentUser,
     session: SessionDep,
@@ -237,7 +238,7 @@ def change_status(
 
 @router.post("/{order_id}/cancel", responses=ACTION_ERRORS)
 def cancel(
-    order_id: int,
+    order_id: PathId,
     body: CancelBody,
     principal: CurrentUser,
     session: SessionDep,
@@ -253,13 +254,13 @@ def cancel(
 
 @router.patch("/{order_id}", responses=ACTION_ERRORS)
 def update_order(
-    order_id: int, body: OrderUpdate, principal: CurrentUser, session: SessionDep
+    order_id: PathId, body: OrderUpdate, principal: CurrentUser, session: SessionDep
 ) -> OrderRead:
     order = orders_service.update_order(session, principal=principal, order_id=order_id, data=body)
     return order_read(session, order)
 
 
 @router.delete("/{order_id}", responses=responses(403, 404))
-def delete_order(order_id: int, admin: AdminUser, session: SessionDep) -> OrderDeleted:
+def delete_order(order_id: PathId, admin: AdminUser, session: SessionDep) -> OrderDeleted:
     order = orders_service.delete_order(session, principal=admin, order_id=order_id)
     return OrderDeleted(id=order.id)
