@@ -80,3 +80,21 @@ def test_overlong_key_is_422(client: TestClient, world: World) -> None:
         "/v1/orders", json=ORDER_BODY, headers={**world.h_store, "Idempotency-Key": "k" * 300}
     )
     assert response.status_code == 422
+
+
+def test_a_key_expires_after_24_hours(client: TestClient, db: Session, world: World) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.db.base import utcnow
+    from app.db.models import IdempotencyKey
+
+    headers = {**world.h_store, "Idempotency-Key": "old"}
+    client.post("/v1/orders", json=ORDER_BODY, headers=headers)
+    db.execute(update(IdempotencyKey).values(created_at=utcnow() - timedelta(hours=25)))
+    db.commit()
+    again = client.post("/v1/orders", json={**ORDER_BODY, "boxes_count": 4}, headers=headers)
+    assert again.status_code == 201
+    assert db.query(Order).count() == 2
+    assert db.query(IdempotencyKey).count() == 1

@@ -75,8 +75,7 @@ def run_idempotent(
     while True:
         row = _existing(session, user_id, key)
         if row is not None and row.created_at < utcnow() - TTL:
-            session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row.id))
-            row = None
+            row = None  # expired: deleted below with the user's other expired keys
         if row is not None:
             stored = _replay_or_raise(row, request_hash)
             if stored is not None:
@@ -88,6 +87,12 @@ def run_idempotent(
                 raise IdempotencyInProgress("A request with this key is still in progress")
             time.sleep(0.05)
             continue
+        # Expired keys of this user go as new ones come: the table stays ~24 h of traffic.
+        session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.user_id == user_id, IdempotencyKey.created_at < utcnow() - TTL
+            )
+        )
         session.add(
             IdempotencyKey(
                 user_id=user_id, key=key, method=method, path=path, request_hash=request_hash
