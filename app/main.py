@@ -3,10 +3,11 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api.routes import admin, auth, couriers, health, orders, stores
+from app.api.routes import admin, auth, couriers, health, metrics, orders, stores
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -15,6 +16,9 @@ from app.core.middleware import RequestContextMiddleware
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Sync endpoints run in this threadpool; the engine's pool is sized to match it, so a
+    # request thread never waits for a database connection another thread could release.
+    to_thread.current_default_thread_limiter().total_tokens = get_settings().threadpool_size
     yield
 
 
@@ -39,6 +43,7 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     for router in (
         health.router,
+        metrics.router,
         auth.router,
         orders.router,
         couriers.router,
