@@ -99,7 +99,8 @@ def test_seed_demo_prints_logins_and_is_idempotent(migrated: Path, workdir: Path
     assert DEMO_PASSWORD in first.stdout
     counts = (
         "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM stores),"
-        " (SELECT count(*) FROM store_memberships)"
+        " (SELECT count(*) FROM store_memberships), (SELECT count(*) FROM orders),"
+        " (SELECT count(*) FROM order_events)"
     )
     after_first = rows(migrated, counts)
 
