@@ -3,11 +3,11 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.concurrency import run_in_threadpool
 
-from app.api.routes import admin, auth, devices, health, stores
+from app.api.routes import admin, auth, couriers, devices, health, metrics, orders, stores
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -22,6 +22,9 @@ PUSH_STOP_TIMEOUT = 15.0
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    # Sync endpoints run in this threadpool; the engine's pool is sized to match it, so a
+    # request thread never waits for a database connection another thread could release.
+    to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
     # PUSH_WORKER=inline: the push worker is a thread of this process (SQLite, `make run`).
     push_worker = start_inline(settings, get_engine())
     try:
@@ -29,7 +32,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     finally:
         if push_worker is not None:
             push_worker.stop()
-            await run_in_threadpool(push_worker.join, PUSH_STOP_TIMEOUT)
+            await to_thread.run_sync(push_worker.join, PUSH_STOP_TIMEOUT)
 
 
 def create_app() -> FastAPI:
@@ -51,6 +54,15 @@ def create_app() -> FastAPI:
             expose_headers=["X-Request-ID", "X-Next-Cursor", "Link"],
         )
     app.add_middleware(RequestContextMiddleware)
-    for router in (health.router, auth.router, admin.router, stores.router, devices.router):
+    for router in (
+        health.router,
+        metrics.router,
+        auth.router,
+        orders.router,
+        couriers.router,
+        devices.router,
+        stores.router,
+        admin.router,
+    ):
         app.include_router(router)
     return app
