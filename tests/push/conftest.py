@@ -5,36 +5,13 @@ from dataclasses import dataclass
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings, get_settings
-from app.db.models import (
-    Device,
-    IdempotencyKey,
-    Order,
-    OrderEvent,
-    PushJob,
-    Store,
-    StoreMembership,
-    User,
-    UserSession,
-)
 from app.push.worker import PushWorker
 from tests.fake_apns import KEY_ID, TEAM_ID, TOPIC, FakeApns, new_signing_key
-
-# Children before parents, for cleaning up what the live tests committed.
-TABLES = (
-    PushJob,
-    Device,
-    OrderEvent,
-    IdempotencyKey,
-    Order,
-    StoreMembership,
-    UserSession,
-    User,
-    Store,
-)
+from tests.live import truncate_all
 
 
 @dataclass(frozen=True)
@@ -91,9 +68,7 @@ def apns_settings(
 def live(engine: Engine) -> Iterator[sessionmaker[Session]]:
     """Sessions that really commit, so workers on other connections see the data; cleaned after."""
     yield sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
-    with engine.begin() as conn:
-        for model in TABLES:
-            conn.execute(delete(model))
+    truncate_all(engine)
 
 
 StartWorker = Callable[..., PushWorker]

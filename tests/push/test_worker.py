@@ -3,6 +3,7 @@
 import time
 from collections import Counter
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
@@ -11,10 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.db.base import utcnow
 from app.db.models import Device, PushStatus, UserStatus
+from tests.builders import auth_headers, make_user
 from tests.fake_apns import ERROR, GONE, TOO_MANY, FakeApns
+from tests.orders_helpers import ORDER_BODY
 from tests.push.conftest import StartWorker
 from tests.push.helpers import (
-    add_device,
     courier_with_device,
     jobs,
     order_created,
@@ -37,24 +39,42 @@ def all_done(live: sessionmaker[Session]) -> bool:
 class TestDelivery:
     def test_order_created_in_open_mode_pushes_each_active_courier_once_and_not_its_creator(
         self,
+        live_server: str,
         live: sessionmaker[Session],
         fake_apns: FakeApns,
         start_worker: StartWorker,
     ) -> None:
         with live() as session:
-            store, creator = store_with_user(session)
-            add_device(session, creator, token_of(100))
-            couriers = [courier_with_device(session, token_of(n))[0] for n in range(1, 6)]
+            _store, creator = store_with_user(session)
+            couriers = [make_user(session) for _ in range(5)]
+            suspended = make_user(session)
+            phones = {creator: [token_of(100)], suspended: [token_of(99)]}
             # A courier with two phones gets a push on each.
-            add_device(session, couriers[0], token_of(6))
-            courier_with_device(session, token_of(99), status=UserStatus.SUSPENDED)
-            order_created(session, store=store, actor=creator)
+            phones.update({c: [token_of(n + 1)] for n, c in enumerate(couriers)})
+            phones[couriers[0]].append(token_of(6))
+            headers = {user: auth_headers(session, user) for user in phones}
+        http = httpx.Client(base_url=live_server)
+        for user, tokens in phones.items():
+            for token in tokens:
+                response = http.post(
+                    "/v1/devices/register", json={"token": token}, headers=headers[user]
+                )
+                assert response.status_code == 200, response.text
+        with live() as session:
+            suspended.status = UserStatus.SUSPENDED
+            session.add(suspended)
+            session.commit()
         start_worker()
+
+        created = http.post("/v1/orders", json=ORDER_BODY, headers=headers[creator])
+        assert created.status_code == 201, created.text
         fake_apns.wait_for_requests(6)
         wait_until(lambda: all_done(live), what="jobs sent")
         time.sleep(0.2)  # anything extra would arrive now
         received = Counter(seen.token for seen in fake_apns.requests())
         assert received == {token_of(n): 1 for n in range(1, 7)}
+        assert {seen.payload["order_id"] for seen in fake_apns.requests()} == {created.json()["id"]}
+        assert {seen.payload["type"] for seen in fake_apns.requests()} == {"order.created"}
         assert statuses(live) == [PushStatus.SENT] * 6
         assert all(job.sent_at is not None for job in jobs(live))
 
