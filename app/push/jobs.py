@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -156,10 +156,6 @@ Noted = tuple[Counter, str]
 def _apply(session: Session, item: Done, settings: Settings, now: datetime) -> list[Noted] | None:
     """Writes one outcome; None when a later claim owns the job now."""
     job, result = item.job, item.result
-    if result.outcome is Outcome.SENT:
-        if not _update_job(session, job, status=PushStatus.SENT, sent_at=now, last_error=None):
-            return None
-        return [(PUSH_SENT, "push sent")]
     error = result.error
     if result.outcome in (Outcome.GONE, Outcome.REJECTED):
         if not _update_job(session, job, status=PushStatus.DEAD, last_error=error):
@@ -184,10 +180,35 @@ def _apply(session: Session, item: Done, settings: Settings, now: datetime) -> l
     return [(PUSH_FAILED, f"push failed, retry in {delay:.1f} s")]
 
 
+def _mark_sent(session: Session, sent: Sequence[Done], now: datetime) -> set[int]:
+    """One UPDATE for every sent job (the common case); the ids whose fence held."""
+    if not sent:
+        return set()
+    fences = [(item.job.job_id, item.job.attempts) for item in sent]
+    return set(
+        session.scalars(
+            update(PushJob)
+            .where(tuple_(PushJob.id, PushJob.attempts).in_(fences))
+            .values(status=PushStatus.SENT, sent_at=now, last_error=None, updated_at=now)
+            .returning(PushJob.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
 def record_outcomes(session: Session, done: Sequence[Done], settings: Settings) -> None:
     """Writes every outcome in one transaction; metrics and logs only once it committed."""
     now = utcnow()
-    applied = [(item, _apply(session, item, settings, now)) for item in done]
+    sent = [item for item in done if item.result.outcome is Outcome.SENT]
+    marked = _mark_sent(session, sent, now)
+    applied: list[tuple[Done, list[Noted] | None]] = [
+        (item, [(PUSH_SENT, "push sent")] if item.job.job_id in marked else None) for item in sent
+    ]
+    applied += [
+        (item, _apply(session, item, settings, now))
+        for item in done
+        if item.result.outcome is not Outcome.SENT
+    ]
     session.commit()
     for item, noted in applied:
         if noted is None:

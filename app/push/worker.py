@@ -111,8 +111,11 @@ class PushWorker:
                 self._wake.wait()  # each finishing send wakes us
                 continue
             free = capacity - len(in_flight)
+            # Under load, claim in batches of at least half the capacity rather than a job per
+            # finished send; an idle worker claims whatever is there at once.
+            worth_claiming = free >= max(1, capacity // 2) or not in_flight
             try:
-                claimed = self._claim(free) if free else []
+                claimed = self._claim(free) if worth_claiming else []
             except SQLAlchemyError:
                 log.exception("claiming push jobs failed")
                 self._stopping.wait(ERROR_PAUSE)
@@ -128,7 +131,7 @@ class PushWorker:
                 in_flight[future] = job
                 future.add_done_callback(lambda _f: self._wake.set())
             timeout = self.settings.push_poll_interval
-            if len(claimed) < free:
+            if worth_claiming and len(claimed) < free:
                 # Nothing else is due: sleep until the next job is, or until woken.
                 timeout = min(timeout, self._until_next_due())
             # The floor keeps a job another worker is claiming this instant from spinning us.
