@@ -99,8 +99,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # SIGTERM (docker stop, systemd) and Ctrl-C: finish the sends in flight, record them, exit.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
-    run_until_signalled(worker)
-    return 0
+    return 0 if run_until_signalled(worker) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

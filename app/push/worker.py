@@ -47,6 +47,7 @@ class PushWorker:
         self._thread: threading.Thread | None = None
         self._listener: threading.Thread | None = None
         self._unrecorded: list[Done] = []
+        self.crashed = False
 
     # -- control ---------------------------------------------------------------------------
 
@@ -78,6 +79,11 @@ class PushWorker:
         log.info("push worker started")
         try:
             self._loop()
+        except Exception:
+            # Logged loudly and surfaced (`zariz worker` exits 1 so its supervisor restarts it);
+            # the jobs it held come back when their leases run out.
+            self.crashed = True
+            log.exception("push worker crashed")
         finally:
             outbox.remove_wake_listener(self.wake)
             if self._client is not None and self._owns_client:
@@ -221,8 +227,12 @@ def start_inline(settings: Settings, engine: Engine) -> PushWorker | None:
     return worker
 
 
-def run_until_signalled(worker: PushWorker) -> None:
-    """Runs the worker in a thread so the main thread stays free to handle SIGTERM/SIGINT."""
+def run_until_signalled(worker: PushWorker) -> bool:
+    """Runs the worker in a thread so the main thread stays free to handle SIGTERM/SIGINT.
+
+    Returns whether it stopped cleanly (False: it crashed).
+    """
     worker.start()
     while not worker.join(timeout=1.0):
         pass
+    return not worker.crashed
