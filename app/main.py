@@ -6,16 +6,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api.routes import admin, auth, health, stores
+from app.api.routes import admin, auth, events, health, stores
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
+from app.realtime.lifecycle import live_updates
 
 
 @asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    yield
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with live_updates(get_settings()) as hub:
+        app.state.hub = hub
+        yield
 
 
 def create_app() -> FastAPI:
@@ -37,6 +40,6 @@ def create_app() -> FastAPI:
             expose_headers=["X-Request-ID", "X-Next-Cursor", "Link"],
         )
     app.add_middleware(RequestContextMiddleware)
-    for router in (health.router, auth.router, admin.router, stores.router):
+    for router in (health.router, auth.router, admin.router, stores.router, events.router):
         app.include_router(router)
     return app

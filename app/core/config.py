@@ -77,6 +77,15 @@ class Settings(BaseSettings):
 
     sse_heartbeat_seconds: float = 15.0
     sse_retry_ms: int = 3000
+    # How long a missing event id holds back later ones before it is taken for rolled back
+    # (see app/realtime/sequencer.py); on Postgres most gaps resolve much sooner.
+    sse_gap_grace_seconds: float = 5.0
+    # A fan-out safety net: re-read new events this often even if no notification arrived.
+    sse_poll_seconds: float = 5.0
+    # How often open streams re-check that their session and user are still live.
+    sse_auth_recheck_seconds: float = 5.0
+    # Frames buffered for one slow client before its stream is closed (it resumes by replay).
+    sse_queue_max: int = 2000
 
     log_level: str = "INFO"
 
