@@ -121,8 +121,9 @@ def start_server(db_url: str, tmp: Path, **settings: str) -> LiveServer:
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
-        "DB_POOL_SIZE": "5",
-        "DB_MAX_OVERFLOW": "10",
+        # The test Postgres is shared and small (max_connections 100): a few each.
+        "DB_POOL_SIZE": "3",
+        "DB_MAX_OVERFLOW": "2",
         "SSE_HEARTBEAT_SECONDS": "0.5",
         "SSE_AUTH_RECHECK_SECONDS": "0.3",
         "SSE_RETRY_MS": "1500",

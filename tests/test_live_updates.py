@@ -326,13 +326,17 @@ def test_two_hundred_open_streams_do_not_slow_ordinary_requests(
 
             await asyncio.gather(*(open_one() for _ in range(200)))
             try:
+                took = []
                 for _ in range(5):
-                    started = time.monotonic()
-                    me = await plain.get("/v1/auth/me", headers=headers)
-                    ready = await plain.get("/health/ready")
-                    assert me.status_code == 200
-                    assert ready.status_code == 200
-                    assert time.monotonic() - started < 1
+                    for path in ("/v1/auth/me", "/health/ready"):
+                        started = time.monotonic()
+                        response = await plain.get(path, headers=headers)
+                        took.append(time.monotonic() - started)
+                        assert response.status_code == 200
+                # Streams hold no worker thread: requests are answered as on an idle server.
+                # (Bounds are loose: the CI machine may be busy.)
+                assert sorted(took)[len(took) // 2] < 0.5
+                assert max(took) < 2
                 event_id = await asyncio.to_thread(commit_event, world.db, store=world.store_a)
 
                 async def receives(chunks: object) -> None:
@@ -365,7 +369,8 @@ def test_sigterm_ends_open_streams_and_the_server_exits_promptly(
             assert second.next().retry is not None
             took = own.stop(signal.SIGTERM)
             assert own.process.returncode is not None
-            assert took < 5, f"shutdown took {took:.1f}s (graceful timeout is 30 s)"
+            # Without the hub closing them, open streams would hold it for the full 30 s.
+            assert took < 8, f"shutdown took {took:.1f}s"
             for sse in (first, second):
                 assert sse.wait_end(timeout=2)[-1].comment == "server shutting down"
     finally:
