@@ -19,7 +19,7 @@ from app.db.session import build_engine
 from app.services.events import record_event
 from tests.builders import login_tokens, make_order, make_store, make_store_user, make_user
 from tests.conftest import TEST_DATABASE_URL, migrate
-from tests.live import (
+from tests.sse_live import (
     END,
     LIVE_SCHEMA,
     LiveDatabase,
