@@ -72,7 +72,7 @@ def cmd_seed_demo(_args: argparse.Namespace) -> int:
 
     with get_sessionmaker()() as session:
         logins = seed_demo(session)
-    print("Demo logins (password for all: see below):")
+    print("Demo logins:")
     for role, identifier, password in logins:
         print(f"  {role:8} {identifier:28} {password}")
     return 0

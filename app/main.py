@@ -3,10 +3,11 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api.routes import admin, auth, events, health, stores
+from app.api.routes import admin, auth, couriers, events, health, metrics, orders, stores
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -16,6 +17,9 @@ from app.realtime.lifecycle import live_updates
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Sync endpoints run in this threadpool; the engine's pool is sized to match it, so a
+    # request thread never waits for a database connection another thread could release.
+    to_thread.current_default_thread_limiter().total_tokens = get_settings().threadpool_size
     async with live_updates(get_settings()) as hub:
         app.state.hub = hub
         yield
@@ -40,6 +44,15 @@ def create_app() -> FastAPI:
             expose_headers=["X-Request-ID", "X-Next-Cursor", "Link"],
         )
     app.add_middleware(RequestContextMiddleware)
-    for router in (health.router, auth.router, admin.router, stores.router, events.router):
+    for router in (
+        health.router,
+        metrics.router,
+        auth.router,
+        orders.router,
+        couriers.router,
+        stores.router,
+        admin.router,
+        events.router,
+    ):
         app.include_router(router)
     return app

@@ -38,6 +38,7 @@ from app.db.session import build_engine  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
+pytest_plugins = ["tests.orders_helpers", "tests.live"]
 
 
 def pytest_report_header() -> str:
@@ -123,7 +124,13 @@ def _fresh_rate_limits() -> None:
 @pytest.fixture
 def app(db: Session):  # type: ignore[no-untyped-def]
     application = create_app()
-    application.dependency_overrides[get_session] = lambda: db
+
+    def same_session() -> Iterator[Session]:
+        # Like the real dependency, uncommitted work is dropped when the request ends.
+        yield db
+        db.rollback()
+
+    application.dependency_overrides[get_session] = same_session
     return application
 
 

@@ -92,3 +92,11 @@ def test_production_accepts_a_real_secret() -> None:
 def test_cors_origins_are_a_comma_list() -> None:
     settings = Settings(cors_origins="https://a.example, https://b.example")
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_metrics_are_prometheus_text(client: TestClient) -> None:
+    client.get("/health/live")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "zariz_http_requests_total" in response.text

@@ -36,8 +36,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/zariz.db"
     # Migrations and LISTEN need a direct connection when database_url goes through PgBouncer.
     database_url_direct: str | None = None
+    # Threads serving sync endpoints; the pool (size + overflow) matches it by default.
+    threadpool_size: int = 40
     db_pool_size: int = 20
-    db_max_overflow: int = 10
+    db_max_overflow: int = 20
 
     jwt_secret: str = DEV_JWT_SECRET
     jwt_algorithm: str = "HS256"

@@ -8,6 +8,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.logging import request_id_var
+from app.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = logging.getLogger("zariz.access")
 
@@ -41,6 +42,9 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            HTTP_REQUESTS.labels(method=scope["method"], status=str(status)).inc()
+            HTTP_LATENCY.observe(elapsed)
             # The path only: query strings may carry an SSE token and are never logged.
             log.info(
                 "request",
@@ -48,7 +52,7 @@ class RequestContextMiddleware:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                 },
             )
             request_id_var.reset(token)

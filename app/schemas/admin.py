@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from app.db.models import StoreRole, StoreStatus, UserStatus
-from app.schemas.common import Email, Name, Password, Phone, ReadModel
+from app.schemas.common import Email, IdInt, Name, Password, Phone, ReadModel
 
 Capacity = Annotated[int, Field(ge=1, le=200)]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
@@ -93,7 +93,7 @@ class StoreUserCreate(BaseModel):
 class StoreUserAdd(BaseModel):
     """Adds an existing store account to another store."""
 
-    user_id: int
+    user_id: IdInt
     role_in_store: StoreRole = StoreRole.STAFF
 
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
@@ -16,3 +16,8 @@ class ReadModel(BaseModel):
 
 class Ok(BaseModel):
     ok: bool = True
+
+
+# Ids are 64-bit signed on both databases; a larger number is a 422, not a driver error.
+MAX_ID = 2**63 - 1
+IdInt = Annotated[int, Field(ge=1, le=MAX_ID)]

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.schemas.common import ReadModel
+from app.schemas.common import IdInt, ReadModel
 
 Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
@@ -32,7 +32,7 @@ class OrderCreate(BaseModel):
     pickup_address: Address | None = None
     delivery_address: Address | None = None
     boxes_count: Boxes = 1
-    store_id: int | None = None
+    store_id: IdInt | None = None
 
 
 class OrderUpdate(BaseModel):
@@ -60,7 +60,7 @@ class OrderUpdate(BaseModel):
 
 
 class AssignBody(BaseModel):
-    courier_id: int
+    courier_id: IdInt
 
 
 class StatusBody(BaseModel):

@@ -3,7 +3,11 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Role, Store, StoreMembership, StoreRole, User
+from app.db.models import Order, OrderStatus, Role, Store, StoreMembership, StoreRole, User
+from app.schemas.orders import OrderCreate
+from app.services.auth import Principal
+from app.services.order_lifecycle import claim_order, set_status
+from app.services.orders import create_order
 from app.services.users import new_user
 
 DEMO_PASSWORD = "zariz-demo-1"  # noqa: S105  (demo data only; seed-demo is refused in production)
@@ -58,9 +62,10 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
         )
         for n in range(1, 4)
     ]
-    _store(session, name="Zariz Demo Market", address="Herzl St 1, Tel Aviv", owner=owner)
+    store = _store(session, name="Zariz Demo Market", address="Herzl St 1, Tel Aviv", owner=owner)
     _store(session, name="Demo Bakery", address="Dizengoff St 50, Tel Aviv", owner=owner2)
     session.commit()
+    _orders(session, store=store, owner=owner, couriers=couriers)
     logins = [
         ("admin", admin.email or "", DEMO_PASSWORD),
         ("store", owner.email or "", DEMO_PASSWORD),
@@ -68,3 +73,39 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
     ]
     logins += [("courier", c.email or "", DEMO_PASSWORD) for c in couriers]
     return logins
+
+
+DEMO_RECIPIENTS = [
+    ("Noa", "Levi", "Dizengoff", "120", 2),
+    ("יוסי", "כהן", "Ibn Gabirol", "30", 5),
+    ("Maya", "Katz", "Rothschild", "8", 12),
+    ("Eitan", "Mizrahi", "Allenby", "77", 1),
+]
+
+
+def _orders(session: Session, *, store: Store, owner: User, couriers: list[User]) -> None:
+    """A few orders in different states, made through the real services (events included)."""
+    if session.scalar(select(Order.id).where(Order.store_id == store.id).limit(1)) is not None:
+        return
+    principal = Principal(user=owner, session_id=0, family_id=0, store_ids=(store.id,))
+    created = []
+    for first, last, street, building, boxes in DEMO_RECIPIENTS:
+        data = OrderCreate(
+            recipient_first_name=first,
+            recipient_last_name=last,
+            phone="+972 50 555 0199",
+            street=street,
+            building_no=building,
+            boxes_count=boxes,
+        )
+        created.append(create_order(session, principal=principal, data=data))
+    courier = Principal(user=couriers[0], session_id=0, family_id=0, store_ids=())
+    claim_order(session, order_id=created[0].id, courier=courier)
+    set_status(
+        session,
+        order_id=created[0].id,
+        status=OrderStatus.PICKED_UP,
+        note=None,
+        reason=None,
+        actor=courier,
+    )

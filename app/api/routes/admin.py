@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from app.api.deps import AdminUser, SessionDep
 from app.api.errors import responses
+from app.api.params import PathId
 from app.db.models import StoreMembership, User
 from app.schemas.admin import (
     CourierCreate,
@@ -59,13 +60,13 @@ def create_courier(body: CourierCreate, _admin: AdminUser, session: SessionDep) 
 
 
 @router.get("/couriers/{courier_id}", responses=responses(404))
-def get_courier(courier_id: int, _admin: AdminUser, session: SessionDep) -> CourierRead:
+def get_courier(courier_id: PathId, _admin: AdminUser, session: SessionDep) -> CourierRead:
     return CourierRead.model_validate(couriers_service.get_courier(session, courier_id=courier_id))
 
 
 @router.patch("/couriers/{courier_id}", responses=responses(404, 422))
 def update_courier(
-    courier_id: int, body: CourierUpdate, _admin: AdminUser, session: SessionDep
+    courier_id: PathId, body: CourierUpdate, _admin: AdminUser, session: SessionDep
 ) -> CourierRead:
     courier = couriers_service.update_courier(
         session, courier_id=courier_id, name=body.name, capacity_boxes=body.capacity_boxes
@@ -75,7 +76,7 @@ def update_courier(
 
 @router.post("/couriers/{courier_id}/status", responses=responses(404, 422))
 def set_courier_status(
-    courier_id: int, body: UserStatusChange, _admin: AdminUser, session: SessionDep
+    courier_id: PathId, body: UserStatusChange, _admin: AdminUser, session: SessionDep
 ) -> CourierRead:
     courier = couriers_service.set_courier_status(
         session, courier_id=courier_id, status=body.status
@@ -85,7 +86,7 @@ def set_courier_status(
 
 @router.post("/couriers/{courier_id}/credentials", responses=responses(404, 409, 422))
 def set_courier_credentials(
-    courier_id: int, body: Credentials, _admin: AdminUser, session: SessionDep
+    courier_id: PathId, body: Credentials, _admin: AdminUser, session: SessionDep
 ) -> CourierRead:
     courier = couriers_service.set_courier_credentials(
         session, courier_id=courier_id, email=body.email, phone=body.phone, password=body.password
@@ -94,7 +95,7 @@ def set_courier_credentials(
 
 
 @router.post("/users/{user_id}/approve", responses=responses(404, 422))
-def approve_user(user_id: int, _admin: AdminUser, session: SessionDep) -> UserRead:
+def approve_user(user_id: PathId, _admin: AdminUser, session: SessionDep) -> UserRead:
     return UserRead.model_validate(couriers_service.approve_user(session, user_id=user_id))
 
 
@@ -111,13 +112,13 @@ def create_store(body: StoreCreate, _admin: AdminUser, session: SessionDep) -> S
 
 
 @router.get("/stores/{store_id}", responses=responses(404))
-def get_store(store_id: int, _admin: AdminUser, session: SessionDep) -> StoreRead:
+def get_store(store_id: PathId, _admin: AdminUser, session: SessionDep) -> StoreRead:
     return StoreRead.model_validate(stores_service.get_store(session, store_id=store_id))
 
 
 @router.patch("/stores/{store_id}", responses=responses(404, 409, 422))
 def update_store(
-    store_id: int, body: StoreUpdate, _admin: AdminUser, session: SessionDep
+    store_id: PathId, body: StoreUpdate, _admin: AdminUser, session: SessionDep
 ) -> StoreRead:
     store = stores_service.update_store(
         session, store_id=store_id, changes=body.model_dump(exclude_unset=True)
@@ -127,7 +128,7 @@ def update_store(
 
 @router.post("/stores/{store_id}/status", responses=responses(404, 422))
 def set_store_status(
-    store_id: int, body: StoreStatusChange, _admin: AdminUser, session: SessionDep
+    store_id: PathId, body: StoreStatusChange, _admin: AdminUser, session: SessionDep
 ) -> StoreRead:
     store = stores_service.set_store_status(session, store_id=store_id, status=body.status)
     return StoreRead.model_validate(store)
@@ -135,7 +136,7 @@ def set_store_status(
 
 @router.post("/stores/{store_id}/credentials", responses=responses(404, 409, 422))
 def set_store_credentials(
-    store_id: int, body: StoreCredentials, _admin: AdminUser, session: SessionDep
+    store_id: PathId, body: StoreCredentials, _admin: AdminUser, session: SessionDep
 ) -> UserRead:
     owner = stores_service.set_store_credentials(
         session,
@@ -149,14 +150,16 @@ def set_store_credentials(
 
 
 @router.get("/stores/{store_id}/users", responses=responses(404))
-def list_store_users(store_id: int, _admin: AdminUser, session: SessionDep) -> list[StoreUserRead]:
+def list_store_users(
+    store_id: PathId, _admin: AdminUser, session: SessionDep
+) -> list[StoreUserRead]:
     rows = stores_service.list_store_users(session, store_id=store_id)
     return [_store_user(user, membership) for user, membership in rows]
 
 
 @router.post("/stores/{store_id}/users", status_code=201, responses=responses(404, 409, 422))
 def create_store_user(
-    store_id: int, body: StoreUserCreate | StoreUserAdd, _admin: AdminUser, session: SessionDep
+    store_id: PathId, body: StoreUserCreate | StoreUserAdd, _admin: AdminUser, session: SessionDep
 ) -> StoreUserRead:
     if isinstance(body, StoreUserAdd):
         user, membership = stores_service.add_store_user(
@@ -176,6 +179,8 @@ def create_store_user(
 
 
 @router.delete("/stores/{store_id}/users/{user_id}", responses=responses(404))
-def remove_store_user(store_id: int, user_id: int, _admin: AdminUser, session: SessionDep) -> Ok:
+def remove_store_user(
+    store_id: PathId, user_id: PathId, _admin: AdminUser, session: SessionDep
+) -> Ok:
     stores_service.remove_store_user(session, store_id=store_id, user_id=user_id)
     return Ok()

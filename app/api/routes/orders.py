@@ -1,0 +1,266 @@
+"""Order endpoints: create, list, read, timeline, export, every transition, edit, delete."""
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import AdminUser, CourierUser, CurrentUser, SessionDep, StoreOrAdmin
+from app.api.errors import responses
+from app.api.idempotency import IdempotencyDep
+from app.api.params import PathId, QueryId
+from app.core.errors import InvalidInput
+from app.db.models import OrderStatus
+from app.schemas.orders import (
+    AssignBody,
+    CancelBody,
+    OrderCreate,
+    OrderDeleted,
+    OrderEventRead,
+    OrderRead,
+    OrderUpdate,
+    StatusBody,
+)
+from app.services import order_lifecycle as lifecycle
+from app.services import orders as orders_service
+from app.services.order_export import export_csv
+from app.services.order_views import order_read, order_reads
+from app.services.orders import OrderFilters
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=responses(401))
+
+ACTION_ERRORS = responses(403, 404, 409, 422)
+
+
+def _bound(value: str | None, name: str, *, end: bool) -> datetime | None:
+    """A date or a datetime; a `to` date means the whole of that day (exclusive next midnight)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime.combine(day, time.min, tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 datetime") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _filters(
+    status: list[str] | None,
+    store_id: int | None,
+    courier_id: int | None,
+    created_from: str | None,
+    created_to: str | None,
+    q: str | None,
+) -> OrderFilters:
+    statuses = tuple(s.strip() for raw in status or [] for s in raw.split(",") if s.strip())
+    unknown = [s for s in statuses if s not in set(OrderStatus)]
+    if unknown:
+        raise InvalidInput(f"unknown status: {', '.join(unknown)}")
+    return OrderFilters(
+        statuses=statuses,
+        store_id=store_id,
+        courier_id=courier_id,
+        created_from=_bound(created_from, "from", end=False),
+        created_to=_bound(created_to, "to", end=True),
+        q=q.strip() if q and q.strip() else None,
+    )
+
+
+StatusQ = Annotated[list[str] | None, Query(description="repeatable, or a comma list")]
+IdQ = QueryId
+FromQ = Annotated[str | None, Query(alias="from", description="date or datetime")]
+ToQ = Annotated[str | None, Query(alias="to", description="date (whole day) or datetime")]
+SearchQ = Annotated[str | None, Query(max_length=100, description="recipient name or phone")]
+
+
+@router.post("", status_code=201, responses=responses(403, 404, 409, 422))
+def create_order(
+    body: OrderCreate, principal: StoreOrAdmin, session: SessionDep, idem: IdempotencyDep
+) -> OrderRead:
+    def action() -> OrderRead:
+        order = orders_service.create_order(session, principal=principal, data=body)
+        return order_read(session, order)
+
+    return idem.run(action, status_code=201)  # type: ignore[return-value]
+
+
+@router.get("", responses=responses(422))
+def list_orders(
+    request: Request,
+    response: Response,
+    principal: CurrentUser,
+    session: SessionDep,
+    status: StatusQ = None,
+    store_id: IdQ = None,
+    store: IdQ = None,
+    courier_id: IdQ = None,
+    courier: IdQ = None,
+    created_from: FromQ = None,
+    created_to: ToQ = None,
+    q: SearchQ = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: QueryId = None,
+) -> list[OrderRead]:
+    filters = _filters(
+        status, store_id or store, courier_id or courier, created_from, created_to, q
+    )
+    orders, next_cursor = orders_service.list_orders(
+        session, principal=principal, filters=filters, limit=limit, cursor=cursor
+    )
+    if next_cursor is not None:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        url = f"{request.url.path}?{urlencode([*params, ('cursor', str(next_cursor))])}"
+        response.headers["X-Next-Cursor"] = str(next_cursor)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return order_reads(session, orders)
+
+
+@router.get("/export.csv", response_class=StreamingResponse, responses=responses(403, 422))
+def export_orders(
+    principal: StoreOrAdmin,
+    session: SessionDep,
+    status: StatusQ = None,
+    store_id: IdQ = None,
+    store: IdQ = None,
+    courier_id: IdQ = None,
+    courier: IdQ = None,
+    created_from: FromQ = None,
+    created_to: ToQ = None,
+    q: SearchQ = None,
+) -> StreamingResponse:
+    filters = _filters(
+        status, store_id or store, courier_id or courier, created_from, created_to, q
+    )
+    return StreamingResponse(
+        export_csv(session, principal=principal, filters=filters),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
+    )
+
+
+@router.get("/{order_id}", responses=responses(404))
+def get_order(order_id: PathId, principal: CurrentUser, session: SessionDep) -> OrderRead:
+    return order_read(
+        session, orders_service.get_order(session, principal=principal, order_id=order_id)
+    )
+
+
+@router.get("/{order_id}/events", responses=responses(404))
+def order_events(
+    order_id: PathId, principal: CurrentUser, session: SessionDep
+) -> list[OrderEventRead]:
+    events = orders_service.timeline(session, principal=principal, order_id=order_id)
+    return [OrderEventRead.model_validate(e) for e in events]
+
+
+@router.post("/{order_id}/claim", responses=ACTION_ERRORS)
+def claim(
+    order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
+) -> OrderRead:
+    return idem.run(  # type: ignore[return-value]
+        lambda: order_read(
+            session, lifecycle.claim_order(session, order_id=order_id, courier=courier)
+        )
+    )
+
+
+@router.post("/{order_id}/accept", responses=ACTION_ERRORS)
+def accept(
+    order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
+) -> OrderRead:
+    return claim(order_id, courier, session, idem)
+
+
+@router.post("/{order_id}/decline", responses=ACTION_ERRORS)
+def decline(
+    order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
+) -> OrderRead:
+    return idem.run(  # type: ignore[return-value]
+        lambda: order_read(
+            session, lifecycle.decline_order(session, order_id=order_id, courier=courier)
+        )
+    )
+
+
+@router.post("/{order_id}/assign", responses=ACTION_ERRORS)
+def assign(
+    order_id: PathId, body: AssignBody, admin: AdminUser, session: SessionDep, idem: IdempotencyDep
+) -> OrderRead:
+    return idem.run(  # type: ignore[return-value]
+        lambda: order_read(
+            session,
+            lifecycle.assign_order(
+                session, order_id=order_id, courier_id=body.courier_id, admin=admin
+            ),
+        )
+    )
+
+
+@router.post("/{order_id}/unassign", responses=ACTION_ERRORS)
+def unassign(
+    order_id: PathId, admin: AdminUser, session: SessionDep, idem: IdempotencyDep
+) -> OrderRead:
+    return idem.run(  # type: ignore[return-value]
+        lambda: order_read(
+            session, lifecycle.unassign_order(session, order_id=order_id, admin=admin)
+        )
+    )
+
+
+@router.post("/{order_id}/status", responses=ACTION_ERRORS)
+def change_status(
+    order_id: PathId,
+    body: StatusBody,
+    principal: CurrentUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+) -> OrderRead:
+    return idem.run(  # type: ignore[return-value]
+        lambda: order_read(
+            session,
+            lifecycle.set_status(
+                session,
+                order_id=order_id,
+                status=OrderStatus(body.status),
+                note=body.note,
+                reason=body.reason,
+                actor=principal,
+            ),
+        )
+    )
+
+
+@router.post("/{order_id}/cancel", responses=ACTION_ERRORS)
+def cancel(
+    order_id: PathId,
+    body: CancelBody,
+    principal: CurrentUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+) -> OrderRead:
+    return idem.run(  # type: ignore[return-value]
+        lambda: order_read(
+            session,
+            lifecycle.cancel_order(session, order_id=order_id, reason=body.reason, actor=principal),
+        )
+    )
+
+
+@router.patch("/{order_id}", responses=ACTION_ERRORS)
+def update_order(
+    order_id: PathId, body: OrderUpdate, principal: CurrentUser, session: SessionDep
+) -> OrderRead:
+    order = orders_service.update_order(session, principal=principal, order_id=order_id, data=body)
+    return order_read(session, order)
+
+
+@router.delete("/{order_id}", responses=responses(403, 404))
+def delete_order(order_id: PathId, admin: AdminUser, session: SessionDep) -> OrderDeleted:
+    order = orders_service.delete_order(session, principal=admin, order_id=order_id)
+    return OrderDeleted(id=order.id)

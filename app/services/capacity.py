@@ -1,0 +1,36 @@
+"""A courier's load (boxes in accepted and picked-up orders) against their capacity."""
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.errors import CapacityExceeded, NotFound
+from app.db.models import LOAD_STATUSES, Order, User
+
+
+def load_of(session: Session, courier_id: int) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(Order.boxes_count), 0)).where(
+            Order.courier_id == courier_id,
+            Order.status.in_(LOAD_STATUSES),
+            Order.deleted_at.is_(None),
+        )
+    )
+    return int(total or 0)
+
+
+def lock_and_check_capacity(session: Session, *, courier_id: int, extra_boxes: int) -> None:
+    """Raises 409 if taking extra_boxes would overload the courier.
+
+    The courier's row is locked first (FOR UPDATE on Postgres; SQLite already holds its one
+    write lock) so two concurrent takes by one courier are serialised and cannot both pass.
+    """
+    capacity = session.scalar(
+        select(User.capacity_boxes).where(User.id == courier_id).with_for_update()
+    )
+    if capacity is None:
+        raise NotFound("Courier not found")
+    load = load_of(session, courier_id)
+    if load + extra_boxes > capacity:
+        raise CapacityExceeded(
+            f"Taking {extra_boxes} more boxes would exceed capacity: {load} of {capacity} in use"
+        )

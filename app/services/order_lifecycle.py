@@ -1,0 +1,279 @@
+"""Order transitions: claim/accept, decline, assign, unassign, status, cancel.
+
+Every transition reads the order, decides, then lands as ONE conditional UPDATE whose WHERE
+repeats what the decision was based on (status, courier, version, not deleted). If another
+request moved the order in between, nothing is updated and the decision is made again on the
+fresh row, so a stale request can never move an order from a state it is no longer in.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.core.config import DispatchMode, get_settings
+from app.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    OrderAlreadyTaken,
+)
+from app.db.base import utcnow
+from app.db.models import FINAL_STATUSES, EventType, Order, OrderStatus, Role, User, UserStatus
+from app.services.auth import Principal
+from app.services.capacity import lock_and_check_capacity
+from app.services.events import in_pool, record_event
+from app.services.orders import scope
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Change:
+    values: dict[str, Any]
+    event_type: EventType
+    reason: str | None = None
+    data: dict[str, Any] | None = None
+    capacity_courier_id: int | None = None
+
+
+Decide = Callable[[Order], Change | None]
+
+
+def _load(session: Session, order_id: int, principal: Principal | None) -> Order:
+    query = select(Order).where(Order.id == order_id, Order.deleted_at.is_(None))
+    if principal is not None:
+        query = query.where(scope(principal))
+    order = session.scalar(query.execution_options(populate_existing=True))
+    if order is None:
+        raise NotFound("Order not found")
+    return order
+
+
+def _apply(
+    session: Session,
+    *,
+    principal: Principal,
+    order_id: int,
+    decide: Decide,
+    scoped: bool = True,
+) -> Order:
+    for _ in range(MAX_ATTEMPTS):
+        order = _load(session, order_id, principal if scoped else None)
+        change = decide(order)
+        if change is None:  # already in the asked-for state: a repeat is a no-op, not an error
+            return order
+        if change.capacity_courier_id is not None:
+            lock_and_check_capacity(
+                session, courier_id=change.capacity_courier_id, extra_boxes=order.boxes_count
+            )
+        before_status, before_courier = order.status, order.courier_id
+        same_courier = (
+            Order.courier_id.is_(None)
+            if before_courier is None
+            else Order.courier_id == before_courier
+        )
+        # WHERE repeats every precondition the decision read: two couriers cannot both win,
+        # and a request decided on a stale row changes nothing.
+        updated = session.scalar(
+            update(Order)
+            .where(
+                Order.id == order.id,
+                Order.status == before_status,
+                same_courier,
+                Order.version == order.version,
+                Order.deleted_at.is_(None),
+            )
+            .values(**change.values, version=Order.version + 1, updated_at=utcnow())
+            .returning(Order)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        if updated is None:
+            continue
+        record_event(
+            session,
+            order=updated,
+            type=change.event_type,
+            actor=principal,
+            from_status=before_status,
+            prev_courier_id=before_courier,
+            was_in_pool=in_pool(before_status, before_courier),
+            reason=change.reason,
+            data=change.data,
+        )
+        session.commit()
+        return updated
+    raise Conflict("The order kept changing; try again")
+
+
+def claim_order(session: Session, *, order_id: int, courier: Principal) -> Order:
+    """Claim from the open pool, or accept an assignment: both end `accepted` by this courier."""
+    me = courier.user.id
+
+    def decide(order: Order) -> Change | None:
+        accept = Change(
+            values={"status": OrderStatus.ACCEPTED, "courier_id": me, "accepted_at": utcnow()},
+            event_type=EventType.ACCEPTED,
+            capacity_courier_id=me,
+        )
+        if order.courier_id == me:
+            if order.status == OrderStatus.ACCEPTED:
+                return None
+            if order.status == OrderStatus.ASSIGNED:
+                return accept
+            raise InvalidTransition(f"The order is already {order.status}")
+        if order.courier_id is not None:
+            raise OrderAlreadyTaken("Another courier has taken this order")
+        if order.status != OrderStatus.NEW:
+            raise InvalidTransition(f"The order is {order.status}")
+        if get_settings().dispatch_mode != DispatchMode.OPEN:
+            raise NotFound("Order not found")  # in assign mode the pool is invisible to couriers
+        return accept
+
+    # Unscoped read: an order just taken by someone else must answer 409, not 404.
+    return _apply(session, principal=courier, order_id=order_id, decide=decide, scoped=False)
+
+
+def decline_order(session: Session, *, order_id: int, courier: Principal) -> Order:
+    me = courier.user.id
+
+    def decide(order: Order) -> Change | None:
+        if order.courier_id == me and order.status in (OrderStatus.ASSIGNED, OrderStatus.ACCEPTED):
+            return Change(
+                values={
+                    "status": OrderStatus.NEW,
+                    "courier_id": None,
+                    "assigned_at": None,
+                    "accepted_at": None,
+                },
+                event_type=EventType.DECLINED,
+            )
+        raise InvalidTransition("Only an assigned or accepted order you hold can be declined")
+
+    return _apply(session, principal=courier, order_id=order_id, decide=decide)
+
+
+def _active_courier(session: Session, courier_id: int) -> User:
+    user = session.get(User, courier_id)
+    if (
+        user is None
+        or user.role != Role.COURIER
+        or user.deleted_at is not None
+        or user.status != UserStatus.ACTIVE
+    ):
+        raise InvalidInput("courier_id is not an active courier")
+    return user
+
+
+def assign_order(session: Session, *, order_id: int, courier_id: int, admin: Principal) -> Order:
+    target = _active_courier(session, courier_id)
+
+    def decide(order: Order) -> Change | None:
+        if order.status == OrderStatus.ASSIGNED and order.courier_id == target.id:
+            return None
+        if order.status not in (OrderStatus.NEW, OrderStatus.ASSIGNED, OrderStatus.ACCEPTED):
+            raise InvalidTransition(f"A {order.status} order cannot be assigned")
+        return Change(
+            values={
+                "status": OrderStatus.ASSIGNED,
+                "courier_id": target.id,
+                "assigned_at": utcnow(),
+                "accepted_at": None,
+            },
+            event_type=EventType.ASSIGNED,
+        )
+
+    return _apply(session, principal=admin, order_id=order_id, decide=decide)
+
+
+def unassign_order(session: Session, *, order_id: int, admin: Principal) -> Order:
+    def decide(order: Order) -> Change | None:
+        if order.status == OrderStatus.NEW and order.courier_id is None:
+            return None
+        if order.status not in (OrderStatus.ASSIGNED, OrderStatus.ACCEPTED):
+            raise InvalidTransition(f"A {order.status} order cannot be unassigned")
+        return Change(
+            values={
+                "status": OrderStatus.NEW,
+                "courier_id": None,
+                "assigned_at": None,
+                "accepted_at": None,
+            },
+            event_type=EventType.UNASSIGNED,
+        )
+
+    return _apply(session, principal=admin, order_id=order_id, decide=decide)
+
+
+STATUS_FROM = {
+    OrderStatus.PICKED_UP: OrderStatus.ACCEPTED,
+    OrderStatus.DELIVERED: OrderStatus.PICKED_UP,
+    OrderStatus.FAILED: OrderStatus.PICKED_UP,
+}
+
+
+def set_status(
+    session: Session,
+    *,
+    order_id: int,
+    status: OrderStatus,
+    note: str | None,
+    reason: str | None,
+    actor: Principal,
+) -> Order:
+    if actor.role not in (Role.COURIER, Role.ADMIN):
+        raise Forbidden("Only the courier holding the order or an admin may change its status")
+    if status not in STATUS_FROM:
+        raise InvalidInput("status must be picked_up, delivered or failed")
+    if status == OrderStatus.FAILED and not reason:
+        raise InvalidInput("reason is required when an order fails")
+    now = utcnow()
+
+    def decide(order: Order) -> Change | None:
+        if actor.role == Role.COURIER and order.courier_id != actor.user.id:
+            raise NotFound("Order not found")
+        if order.status == status:
+            return None
+        if order.status != STATUS_FROM[status]:
+            raise InvalidTransition(f"A {order.status} order cannot become {status}")
+        values: dict[str, Any] = {"status": status, f"{status}_at": now}
+        if status == OrderStatus.FAILED:
+            values["failure_reason"] = reason
+        return Change(
+            values=values,
+            event_type=EventType.STATUS_CHANGED,
+            reason=reason if status == OrderStatus.FAILED else note,
+            data={"note": note} if note else None,
+        )
+
+    return _apply(session, principal=actor, order_id=order_id, decide=decide)
+
+
+def cancel_order(session: Session, *, order_id: int, reason: str, actor: Principal) -> Order:
+    if actor.role not in (Role.ADMIN, Role.STORE):
+        raise Forbidden("Couriers decline orders; they cannot cancel them")
+
+    def decide(order: Order) -> Change | None:
+        if order.status == OrderStatus.CANCELED:
+            return None
+        if order.status in FINAL_STATUSES:
+            raise InvalidTransition(f"A {order.status} order cannot be canceled")
+        if actor.role == Role.STORE and order.status not in (OrderStatus.NEW, OrderStatus.ASSIGNED):
+            raise InvalidTransition(
+                "A store can cancel only while the order is new or assigned; ask dispatch"
+            )
+        return Change(
+            values={
+                "status": OrderStatus.CANCELED,
+                "canceled_at": utcnow(),
+                "cancel_reason": reason,
+            },
+            event_type=EventType.STATUS_CHANGED,
+            reason=reason,
+        )
+
+    return _apply(session, principal=actor, order_id=order_id, decide=decide)

@@ -1,0 +1,311 @@
+"""Orders as stores and admins see them: scope, create, list, read, edit, delete, timeline."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true, update
+from sqlalchemy.orm import Session
+
+from app.core.config import DispatchMode, get_settings
+from app.core.errors import (
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    StoreInactive,
+    VersionConflict,
+)
+from app.db.base import utcnow
+from app.db.models import (
+    FINAL_STATUSES,
+    EventType,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    Role,
+    Store,
+    StoreStatus,
+)
+from app.schemas.orders import OrderCreate, OrderUpdate
+from app.services.auth import Principal
+from app.services.capacity import lock_and_check_capacity
+from app.services.events import in_pool, record_event
+from app.services.pricing import price_for
+
+EDITABLE_FIELDS = (
+    "recipient_first_name",
+    "recipient_last_name",
+    "phone",
+    "street",
+    "building_no",
+    "floor",
+    "apartment",
+    "notes",
+    "pickup_address",
+    "delivery_address",
+    "boxes_count",
+)
+
+
+def scope(principal: Principal) -> ColumnElement[bool]:
+    """The live orders the caller may see: admin all, store users their stores', couriers
+    their own plus, in open mode, the pool of unassigned new orders."""
+    live = Order.deleted_at.is_(None)
+    if principal.role == Role.ADMIN:
+        return and_(live, true())
+    if principal.role == Role.STORE:
+        if not principal.store_ids:
+            return false()
+        return and_(live, Order.store_id.in_(principal.store_ids))
+    if principal.role == Role.COURIER:
+        mine = Order.courier_id == principal.user.id
+        if get_settings().dispatch_mode == DispatchMode.OPEN:
+            pool = and_(Order.status == OrderStatus.NEW, Order.courier_id.is_(None))
+            return and_(live, or_(mine, pool))
+        return and_(live, mine)
+    return false()
+
+
+def get_order(session: Session, *, principal: Principal, order_id: int) -> Order:
+    order = session.scalar(select(Order).where(Order.id == order_id, scope(principal)))
+    if order is None:
+        raise NotFound("Order not found")
+    return order
+
+
+def default_delivery_address(
+    street: str, building_no: str, floor: str | None, apt: str | None
+) -> str:
+    parts = [f"{street} {building_no}".strip()]
+    parts += [p for p in (floor, apt) if p]
+    return ", ".join(parts)
+
+
+def _store_for_create(session: Session, principal: Principal, store_id: int | None) -> Store:
+    if principal.role == Role.STORE:
+        if store_id is None:
+            if len(principal.store_ids) != 1:
+                raise InvalidInput("store_id is required for a user of several stores")
+            store_id = principal.store_ids[0]
+        elif store_id not in principal.store_ids:
+            raise NotFound("Store not found")
+    elif store_id is None:
+        raise InvalidInput("store_id is required")
+    store = session.get(Store, store_id)
+    if store is None or store.deleted_at is not None:
+        raise NotFound("Store not found")
+    if store.status != StoreStatus.ACTIVE:
+        raise StoreInactive(f"Store is {store.status} and cannot create orders")
+    return store
+
+
+def create_order(session: Session, *, principal: Principal, data: OrderCreate) -> Order:
+    store = _store_for_create(session, principal, data.store_id)
+    multiplier, total = price_for(data.boxes_count)
+    order = Order(
+        store_id=store.id,
+        status=OrderStatus.NEW,
+        pickup_address=data.pickup_address or store.pickup_address,
+        delivery_address=data.delivery_address
+        or default_delivery_address(data.street, data.building_no, data.floor, data.apartment),
+        recipient_first_name=data.recipient_first_name,
+        recipient_last_name=data.recipient_last_name,
+        phone=data.phone,
+        street=data.street,
+        building_no=data.building_no,
+        floor=data.floor,
+        apartment=data.apartment,
+        notes=data.notes,
+        boxes_count=data.boxes_count,
+        boxes_multiplier=multiplier,
+        price_total=total,
+        created_by_id=principal.user.id,
+    )
+    session.add(order)
+    session.flush()
+    record_event(
+        session,
+        order=order,
+        type=EventType.CREATED,
+        actor=principal,
+        from_status=None,
+        prev_courier_id=None,
+        was_in_pool=False,
+    )
+    session.commit()
+    return order
+
+
+@dataclass(frozen=True)
+class OrderFilters:
+    statuses: tuple[str, ...] = ()
+    store_id: int | None = None
+    courier_id: int | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None  # exclusive
+    q: str | None = None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def filtered(principal: Principal, filters: OrderFilters) -> Select[Order]:
+    query = select(Order).where(scope(principal))
+    if filters.statuses:
+        query = query.where(Order.status.in_(filters.statuses))
+    if filters.store_id is not None:
+        query = query.where(Order.store_id == filters.store_id)
+    if filters.courier_id is not None:
+        query = query.where(Order.courier_id == filters.courier_id)
+    if filters.created_from is not None:
+        query = query.where(Order.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        query = query.where(Order.created_at < filters.created_to)
+    if filters.q:
+        pattern = f"%{_escape_like(filters.q.lower())}%"
+        digits = "".join(ch for ch in filters.q if ch.isdigit())
+        terms = [
+            func.lower(Order.recipient_first_name).like(pattern, escape="\\"),
+            func.lower(Order.recipient_last_name).like(pattern, escape="\\"),
+            func.lower(Order.recipient_first_name + " " + Order.recipient_last_name).like(
+                pattern, escape="\\"
+            ),
+            Order.phone.like(pattern, escape="\\"),
+        ]
+        if len(digits) >= 3:
+            # Phones are stored as typed; match the digits whatever the separators.
+            stripped = func.replace(
+                func.replace(func.replace(Order.phone, "-", ""), " ", ""), "+", ""
+            )
+            terms.append(stripped.like(f"%{digits}%"))
+        query = query.where(or_(*terms))
+    return query
+
+
+def list_orders(
+    session: Session,
+    *,
+    principal: Principal,
+    filters: OrderFilters,
+    limit: int,
+    cursor: int | None,
+) -> tuple[list[Order], int | None]:
+    """Newest first by id (keyset): rows inserted while paging never shift later pages."""
+    query = filtered(principal, filters)
+    if cursor is not None:
+        query = query.where(Order.id < cursor)
+    rows = list(session.scalars(query.order_by(Order.id.desc()).limit(limit + 1)))
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def timeline(session: Session, *, principal: Principal, order_id: int) -> Sequence[OrderEvent]:
+    order = get_order(session, principal=principal, order_id=order_id)
+    return session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+    ).all()
+
+
+def _check_may_edit(principal: Principal, order: Order) -> None:
+    if order.status in FINAL_STATUSES:
+        raise InvalidTransition(f"A {order.status} order cannot be edited")
+    if principal.role == Role.STORE and order.status != OrderStatus.NEW:
+        raise InvalidTransition("A store can edit its order only while it is new")
+    if principal.role == Role.COURIER:
+        raise Forbidden("Couriers cannot edit orders")
+
+
+def update_order(
+    session: Session, *, principal: Principal, order_id: int, data: OrderUpdate
+) -> Order:
+    order = get_order(session, principal=principal, order_id=order_id)
+    _check_may_edit(principal, order)
+    if data.version is not None and data.version != order.version:
+        raise VersionConflict(f"Order is at version {order.version}, not {data.version}")
+    given = data.model_dump(exclude_unset=True, include=set(EDITABLE_FIELDS))
+    required = {
+        "recipient_first_name",
+        "recipient_last_name",
+        "phone",
+        "street",
+        "building_no",
+        "pickup_address",
+        "delivery_address",
+        "boxes_count",
+    }
+    changes = {k: v for k, v in given.items() if not (v is None and k in required)}
+    changes = {k: v for k, v in changes.items() if getattr(order, k) != v}
+    if not changes:
+        return order
+    if "boxes_count" in changes:
+        changes["boxes_multiplier"], changes["price_total"] = price_for(changes["boxes_count"])
+        grows = changes["boxes_count"] > order.boxes_count
+        if (
+            grows
+            and order.courier_id is not None
+            and order.status
+            in (
+                OrderStatus.ACCEPTED,
+                OrderStatus.PICKED_UP,
+            )
+        ):
+            lock_and_check_capacity(
+                session,
+                courier_id=order.courier_id,
+                extra_boxes=changes["boxes_count"] - order.boxes_count,
+            )
+    previous = {k: getattr(order, k) for k in changes}
+    # WHERE repeats version and status: an edit based on a stale read can never land.
+    updated = session.scalar(
+        update(Order)
+        .where(
+            Order.id == order.id,
+            Order.version == order.version,
+            Order.status == order.status,
+            Order.deleted_at.is_(None),
+        )
+        .values(**changes, version=Order.version + 1, updated_at=utcnow())
+        .returning(Order)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    if updated is None:
+        raise VersionConflict("Order changed while it was being edited; read it again")
+    record_event(
+        session,
+        order=updated,
+        type=EventType.UPDATED,
+        actor=principal,
+        from_status=updated.status,
+        prev_courier_id=updated.courier_id,
+        was_in_pool=in_pool(updated.status, updated.courier_id),
+        data={"changed": sorted(changes), "previous": {k: previous[k] for k in sorted(previous)}},
+    )
+    session.commit()
+    return updated
+
+
+def delete_order(session: Session, *, principal: Principal, order_id: int) -> Order:
+    order = get_order(session, principal=principal, order_id=order_id)
+    was_in_pool = in_pool(order.status, order.courier_id)
+    deleted = session.scalar(
+        update(Order)
+        .where(Order.id == order.id, Order.deleted_at.is_(None))
+        .values(deleted_at=utcnow(), version=Order.version + 1, updated_at=utcnow())
+        .returning(Order)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    if deleted is None:
+        raise NotFound("Order not found")
+    record_event(
+        session,
+        order=deleted,
+        type=EventType.DELETED,
+        actor=principal,
+        from_status=deleted.status,
+        prev_courier_id=deleted.courier_id,
+        was_in_pool=was_in_pool,
+    )
+    session.commit()
+    return deleted

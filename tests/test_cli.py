@@ -1,0 +1,124 @@
+"""The `zariz` command run as a real process: migrate, create-admin, seed-demo and its refusal."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.core.security import verify_password
+from app.services.demo import DEMO_PASSWORD
+from app.services.health import head_revision
+
+pytestmark = pytest.mark.slow
+
+ZARIZ = Path(sys.executable).with_name("zariz")
+
+
+def run_zariz(
+    *args: str, cwd: Path, database_url: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    # cwd is a temp dir so a developer's .env in the repo is never read.
+    environment = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", **env}
+    return subprocess.run(
+        [str(ZARIZ), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def rows(db_file: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db_file) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def migrated(workdir: Path) -> Path:
+    """A scratch SQLite file migrated by `zariz migrate`, shared by this module's tests."""
+    db_file = workdir / "cli.db"
+    result = run_zariz("migrate", cwd=workdir, database_url=f"sqlite:///{db_file}")
+    assert result.returncode == 0, result.stderr
+    return db_file
+
+
+def test_zariz_is_installed_next_to_the_interpreter() -> None:
+    assert ZARIZ.exists(), f"{ZARIZ} missing: run `make install`"
+
+
+def test_migrate_brings_a_new_database_to_head(migrated: Path) -> None:
+    assert rows(migrated, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+    tables = {name for (name,) in rows(migrated, "SELECT name FROM sqlite_master")}
+    assert {"users", "user_sessions", "orders", "order_events", "push_jobs"} <= tables
+
+
+def test_migrate_twice_is_a_no_op(migrated: Path, workdir: Path) -> None:
+    result = run_zariz("migrate", cwd=workdir, database_url=f"sqlite:///{migrated}")
+    assert result.returncode == 0, result.stderr
+    assert rows(migrated, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+
+
+def test_create_admin_makes_an_active_admin_who_can_log_in(migrated: Path, workdir: Path) -> None:
+    result = run_zariz(
+        "create-admin",
+        "--name",
+        "Ops Admin",
+        "--email",
+        "Ops.Admin@Example.com",
+        "--password",
+        "a long admin password",
+        cwd=workdir,
+        database_url=f"sqlite:///{migrated}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ops.admin@example.com" in result.stdout
+    [(role, status, password_hash)] = rows(
+        migrated,
+        "SELECT role, status, password_hash FROM users WHERE email = 'ops.admin@example.com'",
+    )
+    assert (role, status) == ("admin", "active")
+    assert verify_password("a long admin password", str(password_hash))
+    assert "a long admin password" not in result.stdout + result.stderr
+
+
+def test_seed_demo_prints_logins_and_is_idempotent(migrated: Path, workdir: Path) -> None:
+    first = run_zariz("seed-demo", cwd=workdir, database_url=f"sqlite:///{migrated}")
+    assert first.returncode == 0, first.stderr
+    assert "admin@zariz.demo" in first.stdout
+    assert "courier1@zariz.demo" in first.stdout
+    assert DEMO_PASSWORD in first.stdout
+    counts = (
+        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM stores),"
+        " (SELECT count(*) FROM store_memberships), (SELECT count(*) FROM orders),"
+        " (SELECT count(*) FROM order_events)"
+    )
+    after_first = rows(migrated, counts)
+
+    second = run_zariz("seed-demo", cwd=workdir, database_url=f"sqlite:///{migrated}")
+    assert second.returncode == 0, second.stderr
+    assert rows(migrated, counts) == after_first
+    assert second.stdout == first.stdout
+
+
+def test_seed_demo_is_refused_in_production(workdir: Path) -> None:
+    # Production settings need a Postgres URL; the refusal comes before any connection.
+    result = run_zariz(
+        "seed-demo",
+        cwd=workdir,
+        database_url="postgresql+psycopg://zariz@127.0.0.1/never_contacted",
+        ZARIZ_ENV="production",
+        JWT_SECRET="a-production-grade-secret-" + "q" * 40,
+    )
+    assert result.returncode == 2
+    assert "refused in production" in result.stderr
+    assert "Traceback" not in result.stderr

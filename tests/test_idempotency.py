@@ -1,0 +1,100 @@
+"""Idempotency-Key on creates and actions: replayed per user, refused when reused differently."""
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.db.models import Order, OrderEvent
+from tests.builders import make_order
+from tests.orders_helpers import ORDER_BODY, World
+
+
+def test_repeat_create_replays_the_stored_response(
+    client: TestClient, db: Session, world: World
+) -> None:
+    headers = {**world.h_store, "Idempotency-Key": "abc"}
+    first = client.post("/v1/orders", json=ORDER_BODY, headers=headers)
+    second = client.post("/v1/orders", json=ORDER_BODY, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert db.query(Order).count() == 1
+
+
+def test_key_order_of_json_does_not_matter(client: TestClient, db: Session, world: World) -> None:
+    headers = {**world.h_store, "Idempotency-Key": "reordered"}
+    client.post("/v1/orders", json=ORDER_BODY, headers=headers)
+    reordered = dict(reversed(list(ORDER_BODY.items())))
+    assert client.post("/v1/orders", json=reordered, headers=headers).status_code == 201
+    assert db.query(Order).count() == 1
+
+
+def test_same_key_different_body_is_422_and_changes_nothing(
+    client: TestClient, db: Session, world: World
+) -> None:
+    headers = {**world.h_store, "Idempotency-Key": "abc"}
+    client.post("/v1/orders", json=ORDER_BODY, headers=headers)
+    response = client.post("/v1/orders", json={**ORDER_BODY, "boxes_count": 5}, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert db.query(Order).count() == 1
+
+
+def test_keys_are_scoped_to_the_user(client: TestClient, db: Session, world: World) -> None:
+    client.post("/v1/orders", json=ORDER_BODY, headers={**world.h_store, "Idempotency-Key": "k"})
+    other = client.post(
+        "/v1/orders",
+        json={**ORDER_BODY, "store_id": world.other_store.id},
+        headers={**world.h_admin, "Idempotency-Key": "k"},
+    )
+    assert other.status_code == 201
+    assert db.query(Order).count() == 2
+
+
+def test_action_replay_returns_the_first_result(
+    client: TestClient, db: Session, world: World
+) -> None:
+    order = make_order(db, store=world.store)
+    headers = {**world.h_courier, "Idempotency-Key": "claim-1"}
+    first = client.post(f"/v1/orders/{order.id}/claim", headers=headers)
+    client.post(
+        f"/v1/orders/{order.id}/status", json={"status": "picked_up"}, headers=world.h_courier
+    )
+    replay = client.post(f"/v1/orders/{order.id}/claim", headers=headers)
+    assert replay.json() == first.json()
+    assert replay.json()["status"] == "accepted"
+    assert db.query(OrderEvent).filter_by(order_id=order.id, type="order.accepted").count() == 1
+
+
+def test_a_failed_request_is_not_stored_so_a_retry_runs(
+    client: TestClient, db: Session, world: World
+) -> None:
+    order = make_order(db, store=world.store, boxes_count=9)
+    headers = {**world.h_courier, "Idempotency-Key": "retry"}
+    assert client.post(f"/v1/orders/{order.id}/claim", headers=headers).status_code == 409
+    world.courier.capacity_boxes = 20
+    db.commit()
+    assert client.post(f"/v1/orders/{order.id}/claim", headers=headers).status_code == 200
+
+
+def test_overlong_key_is_422(client: TestClient, world: World) -> None:
+    response = client.post(
+        "/v1/orders", json=ORDER_BODY, headers={**world.h_store, "Idempotency-Key": "k" * 300}
+    )
+    assert response.status_code == 422
+
+
+def test_a_key_expires_after_24_hours(client: TestClient, db: Session, world: World) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.db.base import utcnow
+    from app.db.models import IdempotencyKey
+
+    headers = {**world.h_store, "Idempotency-Key": "old"}
+    client.post("/v1/orders", json=ORDER_BODY, headers=headers)
+    db.execute(update(IdempotencyKey).values(created_at=utcnow() - timedelta(hours=25)))
+    db.commit()
+    again = client.post("/v1/orders", json={**ORDER_BODY, "boxes_count": 4}, headers=headers)
+    assert again.status_code == 201
+    assert db.query(Order).count() == 2
+    assert db.query(IdempotencyKey).count() == 1

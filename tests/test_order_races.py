@@ -1,0 +1,145 @@
+"""Races with real threads, real HTTP and real commits: exactly one winner, capacity held."""
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db.models import LOAD_STATUSES, Order, OrderEvent, Role
+from tests.builders import auth_headers, make_order, make_store, make_store_user, make_user
+from tests.orders_helpers import ORDER_BODY
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def together(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+    """Runs every call on its own thread, all released at once by a barrier."""
+    barrier = threading.Barrier(len(calls))
+    results: list[httpx.Response | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
+
+
+def post(
+    base: str, path: str, headers: dict[str, str], **kw: object
+) -> Callable[[], httpx.Response]:
+    return lambda: httpx.post(f"{base}{path}", headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
+
+
+def test_fifty_couriers_claim_one_order_exactly_one_wins(
+    committed: Session, live_server: str
+) -> None:
+    store = make_store(committed)
+    order = make_order(committed, store=store)
+    couriers = [make_user(committed) for _ in range(50)]
+    calls = [
+        post(live_server, f"/v1/orders/{order.id}/claim", auth_headers(committed, c))
+        for c in couriers
+    ]
+    responses = together(calls)
+    codes = Counter(r.status_code for r in responses)
+    assert codes == {200: 1, 409: 49}, codes
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"order_already_taken"}
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    committed.expire_all()
+    assert committed.get(Order, order.id).courier_id == winner["courier_id"]  # type: ignore[union-attr]
+    accepted = committed.scalar(
+        select(func.count())
+        .select_from(OrderEvent)
+        .where(OrderEvent.order_id == order.id, OrderEvent.type == "order.accepted")
+    )
+    assert accepted == 1
+
+
+def test_one_courier_taking_many_orders_at_once_never_exceeds_capacity(
+    committed: Session, live_server: str
+) -> None:
+    store = make_store(committed)
+    courier = make_user(committed, capacity_boxes=8)
+    orders = [make_order(committed, store=store, boxes_count=3) for _ in range(10)]
+    headers = auth_headers(committed, courier)
+    responses = together([post(live_server, f"/v1/orders/{o.id}/claim", headers) for o in orders])
+    codes = Counter(r.status_code for r in responses)
+    assert codes == {200: 2, 409: 8}, codes
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"capacity_exceeded"}
+    load = committed.scalar(
+        select(func.sum(Order.boxes_count)).where(
+            Order.courier_id == courier.id, Order.status.in_(LOAD_STATUSES)
+        )
+    )
+    assert load == 6
+
+
+def test_ten_concurrent_creates_with_one_key_make_one_order(
+    committed: Session, live_server: str
+) -> None:
+    store = make_store(committed)
+    user = make_store_user(committed, store=store)
+    headers = {**auth_headers(committed, user), "Idempotency-Key": str(uuid.uuid4())}
+    responses = together(
+        [post(live_server, "/v1/orders", headers, json=ORDER_BODY) for _ in range(10)]
+    )
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.text for r in responses}) == 1
+    assert committed.scalar(select(func.count()).select_from(Order)) == 1
+
+
+def test_same_key_with_a_different_body_is_422(committed: Session, live_server: str) -> None:
+    store = make_store(committed)
+    user = make_store_user(committed, store=store)
+    headers = {**auth_headers(committed, user), "Idempotency-Key": "key-1"}
+    first = httpx.post(f"{live_server}/v1/orders", json=ORDER_BODY, headers=headers)
+    assert first.status_code == 201
+    other = httpx.post(
+        f"{live_server}/v1/orders", json={**ORDER_BODY, "boxes_count": 9}, headers=headers
+    )
+    assert other.status_code == 422
+    assert other.json()["code"] == "idempotency_key_reused"
+    assert committed.scalar(select(func.count()).select_from(Order)) == 1
+
+
+def test_admin_and_couriers_racing_on_one_order_leave_a_consistent_trail(
+    committed: Session, live_server: str
+) -> None:
+    store = make_store(committed)
+    admin = make_user(committed, role=Role.ADMIN)
+    order = make_order(committed, store=store)
+    couriers = [make_user(committed) for _ in range(5)]
+    calls = [
+        post(live_server, f"/v1/orders/{order.id}/claim", auth_headers(committed, c))
+        for c in couriers
+    ]
+    calls.append(
+        post(
+            live_server,
+            f"/v1/orders/{order.id}/cancel",
+            auth_headers(committed, admin),
+            json={"reason": "x"},
+        )
+    )
+    together(calls)
+    events = committed.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+    ).all()
+    # Each event starts where the previous one ended: no transition from a state already left.
+    status = "new"
+    for event in events:
+        assert event.from_status == status
+        status = event.to_status or status
+    committed.expire_all()
+    assert committed.get(Order, order.id).status == status  # type: ignore[union-attr]
