@@ -6,6 +6,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from app.db.session import build_engine
 from app.services.events import record_event
 from tests.builders import login_tokens, make_order, make_store, make_store_user, make_user
 from tests.conftest import TEST_DATABASE_URL, migrate
+from tests.orders_helpers import ORDER_BODY
 from tests.sse_live import (
     END,
     LIVE_SCHEMA,
@@ -377,22 +379,53 @@ def test_sigterm_ends_open_streams_and_the_server_exits_promptly(
         own.stop(signal.SIGKILL)
 
 
+def create_order(base_url: str, token: str) -> dict[str, Any]:
+    response = httpx.post(
+        base_url + "/v1/orders", json=ORDER_BODY, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture(scope="module")
+def quiet_server(live_db: LiveDatabase, tmp: Path) -> Iterator[LiveServer]:
+    """No safety poll: an event reaches its streams only through the bus or NOTIFY."""
+    server = start_server(live_db.url, tmp, sse_poll_seconds="60")
+    yield server
+    server.stop()
+
+
+def test_an_order_created_through_the_api_reaches_streams_of_the_same_process_at_once(
+    quiet_server: LiveServer, world: World
+) -> None:
+    with (
+        reading(quiet_server.base_url, world.tokens["a"]) as store_stream,
+        reading(quiet_server.base_url, world.tokens["courier"]) as courier_stream,
+    ):
+        order = create_order(quiet_server.base_url, world.tokens["a"])
+        for sse, details in ((store_stream, True), (courier_stream, False)):
+            message = sse.next_event(timeout=5)
+            assert message.data is not None
+            assert message.data["type"] == "order.created"
+            assert message.data["order_id"] == order["id"]
+            assert ("order" in message.data) is details
+
+
 @pytest.mark.postgres
 class TestAcrossProcesses:
-    def test_an_event_committed_by_another_process_reaches_a_stream_on_this_one(
-        self, server: LiveServer, live_db: LiveDatabase, tmp: Path, world: World
+    def test_an_order_created_through_one_process_reaches_a_stream_on_another(
+        self, server: LiveServer, quiet_server: LiveServer, world: World
     ) -> None:
-        other = start_server(live_db.url, tmp, sse_poll_seconds="60")
-        try:
-            with (
-                reading(server.base_url, world.tokens["admin"]) as on_a,
-                reading(other.base_url, world.tokens["a"]) as on_b,
-            ):
-                event_id = commit_event(world.db, store=world.store_a)
-                assert on_a.next_event(timeout=5).id == event_id
-                assert on_b.next_event(timeout=5).id == event_id
-        finally:
-            other.stop()
+        with (
+            reading(server.base_url, world.tokens["admin"]) as on_a,
+            reading(quiet_server.base_url, world.tokens["a"]) as on_b,
+        ):
+            order = create_order(server.base_url, world.tokens["a"])
+            for sse in (on_a, on_b):
+                message = sse.next_event(timeout=5)
+                assert message.data is not None
+                assert message.data["order_id"] == order["id"]
 
     def test_out_of_order_commits_reach_the_client_once_each_in_id_order(
         self, server: LiveServer, world: World
