@@ -197,6 +197,7 @@ class Hub:
         )
 
     async def _fan_out_loop(self) -> None:
+        failures = 0
         while True:
             sequencer = self._sequencer
             timeout = (
@@ -218,9 +219,13 @@ class Hub:
                         continue
                     more = await self._poll()
             except Exception:
-                log.exception("SSE fan-out failed; retrying")
-                await asyncio.sleep(ERROR_BACKOFF_SECONDS)
+                failures += 1
+                log.exception("SSE fan-out failed (%d in a row); retrying", failures)
+                # Database down: keep trying, without a stack trace every second.
+                await asyncio.sleep(min(ERROR_BACKOFF_SECONDS * 2 ** (failures - 1), 10.0))
                 more = True
+            else:
+                failures = 0
             if more:
                 self._wakeup.set()
 
