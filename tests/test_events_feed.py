@@ -62,11 +62,14 @@ def test_sse_refuses_a_suspended_users_token(client: TestClient, db: Session) ->
     assert client.get("/v1/events/sse", headers=headers).status_code == 401
 
 
-def test_sse_refuses_a_malformed_last_event_id(client: TestClient, db: Session) -> None:
-    headers = {**auth_headers(db, make_user(db)), "Last-Event-ID": "abc"}
+@pytest.mark.parametrize("value", ["abc", "-1", str(2**63)])
+def test_sse_refuses_a_malformed_last_event_id(client: TestClient, db: Session, value: str) -> None:
+    headers = {**auth_headers(db, make_user(db)), "Last-Event-ID": value}
     response = client.get("/v1/events/sse", headers=headers)
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+    query = client.get("/v1/events/sse", params={"last_event_id": value}, headers=headers)
+    assert query.status_code == 422
 
 
 def test_feed_is_oldest_first_and_pages_by_cursor(client: TestClient, db: Session) -> None:
@@ -103,10 +106,14 @@ def test_feed_message_is_the_sse_data_json(client: TestClient, db: Session) -> N
     assert message["order"]["store_name"] == store.name
 
 
-@pytest.mark.parametrize("limit", [0, 501, -1])
-def test_limit_outside_1_to_500_is_422(client: TestClient, db: Session, limit: int) -> None:
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 501}, {"limit": -1}, {"after": -1}, {"after": 2**63}]
+)
+def test_limit_outside_1_to_500_or_a_bad_cursor_is_422(
+    client: TestClient, db: Session, params: dict[str, int]
+) -> None:
     headers = auth_headers(db, make_user(db, role=Role.ADMIN))
-    response = client.get("/v1/events", params={"limit": limit}, headers=headers)
+    response = client.get("/v1/events", params=params, headers=headers)
     assert response.status_code == 422
 
 

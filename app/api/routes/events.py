@@ -8,6 +8,7 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import CurrentUser, SessionDep, StreamUser
 from app.api.errors import responses
 from app.realtime.stream import sse_stream
+from app.schemas.common import MAX_ID
 from app.schemas.events import EventFeed
 from app.services import events as events_service
 
@@ -26,7 +27,9 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {
 def list_events(
     principal: CurrentUser,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0, description="Return events with a greater id")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_ID, description="Return events with a greater id")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EventFeed:
     return events_service.feed(session, principal=principal, after=after, limit=limit)
@@ -36,9 +39,11 @@ def list_events(
 async def stream_events(
     request: Request,
     auth: StreamUser,
-    last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+    last_event_id_header: Annotated[
+        int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_ID)
+    ] = None,
     last_event_id: Annotated[
-        int | None, Query(ge=0, description="Resume after this event (the header wins)")
+        int | None, Query(ge=0, le=MAX_ID, description="Resume after this event (the header wins)")
     ] = None,
 ) -> StreamingResponse:
     body = sse_stream(
