@@ -452,6 +452,34 @@ class TestAcrossProcesses:
             after = commit_event(db, store=world.store_a)
             assert sse.next_event(timeout=5).id == after
 
+    def test_a_commit_later_than_the_grace_period_arrives_late_without_an_id_line(
+        self, server: LiveServer, world: World
+    ) -> None:
+        db = world.db
+        with reading(server.base_url, world.tokens["a"]) as sse, db.session() as slow:
+            order = make_order(slow, store=world.store_a)
+            held = record_event(
+                slow,
+                order=order,
+                type=EventType.CREATED,
+                actor=None,
+                from_status=None,
+                prev_courier_id=None,
+                was_in_pool=False,
+            )
+            later = commit_event(db, store=world.store_a)
+            assert sse.next_event(timeout=8).id == later  # the grace period (3 s) ran out
+            slow.commit()
+            late = sse.next_event(timeout=5)
+            # No id line: the client's Last-Event-ID stays at `later`, so a reconnect replays
+            # neither this one nor `later`.
+            assert late.fields == ["data"]
+            assert late.data is not None
+            assert late.data["event_id"] == held.id
+        with reading(server.base_url, world.tokens["a"], last_event_id=later) as sse:
+            after = commit_event(db, store=world.store_a)
+            assert sse.next_event(timeout=5).id == after
+
     def test_a_rolled_back_event_id_does_not_hold_later_events_back_for_good(
         self, server: LiveServer, world: World
     ) -> None:

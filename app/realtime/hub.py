@@ -17,7 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import anyio
@@ -52,18 +52,26 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 @dataclass(frozen=True)
-class Rendered:
-    event: OrderEvent
-    detailed: bytes
-    basic: bytes
+class Frame:
+    """One event as one kind of viewer sees it: encoded once, shared by all their streams."""
+
+    event_id: int
+    data: bytes  # the JSON of the `data:` line
+    wire: bytes  # the whole message: `id:` and `data:` lines
+    # Committed after later ids went out (its transaction outlived the grace period).
+    late: bool = False
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> "Frame":
+        data = encode(message)
+        return cls(message["event_id"], data, b"id: %d\ndata: %s\n\n" % (message["event_id"], data))
 
 
 @dataclass(frozen=True)
-class Frame:
-    event_id: int
-    data: bytes
-    # Committed after later ids went out (its transaction outlived the grace period).
-    late: bool = False
+class Rendered:
+    event: OrderEvent
+    detailed: Frame
+    basic: Frame
 
 
 @dataclass(eq=False)
@@ -252,7 +260,7 @@ class Hub:
         for message in details:
             event = rendered[message["event_id"]]
             basic = {k: v for k, v in message.items() if k != "order"}
-            found.append((event.id, Rendered(event, encode(message), encode(basic))))
+            found.append((event.id, Rendered(event, Frame.of(message), Frame.of(basic))))
         released = sequencer.accept(found, now=time.monotonic(), snapshot=snapshot)
         return released, len(events) >= FETCH_LIMIT
 
@@ -260,12 +268,17 @@ class Hub:
         items = list(items)
         if not items:
             return
+        if late:
+            items = [
+                Rendered(i.event, replace(i.detailed, late=True), replace(i.basic, late=True))
+                for i in items
+            ]
         for subscriber in list(self._subscribers):
             viewer = subscriber.viewer
             for item in items:
                 if can_see(viewer, item.event):
-                    data = item.detailed if sees_details(viewer, item.event) else item.basic
-                    subscriber.push(Frame(item.event.id, data, late))
+                    detailed = sees_details(viewer, item.event)
+                    subscriber.push(item.detailed if detailed else item.basic)
 
     # -- session re-checks ------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import anyio
 
 from app.core.metrics import SSE_CONNECTIONS, SSE_EVENTS_SENT
-from app.realtime.hub import Frame, Hub, Subscriber, encode
+from app.realtime.hub import Frame, Hub, Subscriber
 from app.services import live
 from app.services.auth import Principal
 from app.services.events import viewer_of
@@ -22,14 +22,10 @@ REPLAY_PAGE = 500
 PING = b": ping\n\n"
 
 
-def event_frame(event_id: int, data: bytes) -> bytes:
-    return b"id: %d\ndata: %s\n\n" % (event_id, data)
-
-
-def late_frame(data: bytes) -> bytes:
+def late_frame(frame: Frame) -> bytes:
     # No `id:` line: the client's Last-Event-ID stays where it was, so a reconnect neither skips
     # events above this one nor replays those it already has. The JSON still carries event_id.
-    return b"data: %s\n\n" % data
+    return b"data: %s\n\n" % frame.data
 
 
 async def sse_stream(
@@ -101,9 +97,9 @@ async def sse_stream(
 def _frame_for(frame: Frame, cursor: int, replayed: set[int]) -> bytes | None:
     if frame.event_id > cursor:
         # Late or not, nothing this stream saw lies between the cursor and this id.
-        return event_frame(frame.event_id, frame.data)
+        return frame.wire
     if frame.late and frame.event_id not in replayed:
-        return late_frame(frame.data)
+        return late_frame(frame)
     return None  # already sent (replay, or another process before a reconnect)
 
 
@@ -126,7 +122,7 @@ async def _replay(
             found = live.replay_page(
                 session, viewer=viewer, after=after, until=until, limit=REPLAY_PAGE
             )
-        return [(m["event_id"], event_frame(m["event_id"], encode(m))) for m in found]
+        return [(m["event_id"], Frame.of(m).wire) for m in found]
 
     while True:
         frames = await anyio.to_thread.run_sync(page, after, limiter=hub.replay_limiter)
