@@ -313,3 +313,19 @@ class TestPasswordChange:
         )
         assert response.status_code == 403
         assert login(client, user.email or "").status_code == 200
+
+
+def test_every_spelling_of_a_phone_counts_against_one_limit(
+    client: TestClient, db: Session
+) -> None:
+    make_user(db, phone="+972501234567")
+    spellings = ["+972501234567", "+972-50-123-4567", "00972 50 1234567", "+972 (50) 123 4567"]
+    for n in range(5):
+        login(client, spellings[n % len(spellings)], "wrong password")
+    assert login(client, "+972 50 123 4567", "wrong password").status_code == 429
+
+
+def test_empty_jwt_secret_outside_production_falls_back_to_the_dev_secret() -> None:
+    from app.core.config import DEV_JWT_SECRET
+
+    assert Settings(jwt_secret="").jwt_secret == DEV_JWT_SECRET

@@ -100,3 +100,23 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "zariz_http_requests_total" in response.text
+
+
+def test_database_outage_is_a_503_problem(app, db) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import create_engine, text
+
+    router = APIRouter()
+
+    @router.get("/needs-db")
+    def needs_db() -> None:
+        # A port nothing listens on: the driver refuses the connection.
+        dead = create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")
+        with dead.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    app.include_router(router)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/needs-db")
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "2"

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_guard(self) -> Self:
+        if not self.jwt_secret.strip():
+            # An empty JWT_SECRET= line (a copied .env.example) means "not set".
+            self.jwt_secret = DEV_JWT_SECRET
         if self.zariz_env is Environment.PRODUCTION:
             secret = self.jwt_secret.strip()
             if (

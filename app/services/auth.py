@@ -98,10 +98,20 @@ def _issue(
     )
 
 
+def _limit_key(identifier: str) -> str:
+    # One account, one counter: every spelling of a phone or an email counts together.
+    identifier = identifier.strip()
+    if "@" in identifier:
+        return normalize_email(identifier) or ""
+    if looks_like_phone(identifier):
+        return normalize_phone(identifier) or ""
+    return identifier.lower()
+
+
 def login(
     session: Session, *, identifier: str, password: str, client: str, user_agent: str | None
 ) -> IssuedTokens:
-    limit_key = identifier.strip().lower()
+    limit_key = _limit_key(identifier)
     ratelimit.check_login_allowed(identifier=limit_key, client=client)
     user = find_user_by_identifier(session, identifier)
     # End the read before the slow hash: on SQLite every transaction holds the write lock.

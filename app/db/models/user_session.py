@@ -19,5 +19,7 @@ class UserSession(IdMixin, TimestampMixin, Base):
     # Set when the session is dead (logout, reuse, suspension, password change).
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when this token was rotated; presenting it again is reuse.
-    replaced_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("user_sessions.id"))
+    replaced_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("user_sessions.id"), index=True
+    )
     user_agent: Mapped[str | None] = mapped_column(String(300))
