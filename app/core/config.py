@@ -36,10 +36,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/zariz.db"
     # Migrations and LISTEN need a direct connection when database_url goes through PgBouncer.
     database_url_direct: str | None = None
-    # Threads serving sync endpoints; the pool (size + overflow) matches it by default.
+    # Threads serving sync endpoints. The pool (size + overflow) covers them plus the SSE hub's
+    # six fan-out and replay threads, so neither waits on the other for a connection.
     threadpool_size: int = 40
     db_pool_size: int = 20
-    db_max_overflow: int = 20
+    db_max_overflow: int = 26
 
     jwt_secret: str = DEV_JWT_SECRET
     jwt_algorithm: str = "HS256"
