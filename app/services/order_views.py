@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from app.db.models import Order, Store, User
@@ -35,18 +35,19 @@ def reads_from_rows(rows: Sequence[Any]) -> list[OrderRead]:
 
 
 def order_reads(session: Session, orders: Sequence[Order]) -> list[OrderRead]:
+    if not orders:
+        return []
     store_ids = {o.store_id for o in orders}
     courier_ids = {o.courier_id for o in orders if o.courier_id is not None}
-    stores = (
-        dict(session.execute(select(Store.id, Store.name).where(Store.id.in_(store_ids))).all())
-        if store_ids
-        else {}
-    )
-    couriers = (
-        dict(session.execute(select(User.id, User.name).where(User.id.in_(courier_ids))).all())
-        if courier_ids
-        else {}
-    )
+    # Both name lookups in one round trip.
+    names = session.execute(
+        union_all(
+            select(literal("store"), Store.id, Store.name).where(Store.id.in_(store_ids)),
+            select(literal("user"), User.id, User.name).where(User.id.in_(courier_ids)),
+        )
+    ).all()
+    stores = {id_: name for kind, id_, name in names if kind == "store"}
+    couriers = {id_: name for kind, id_, name in names if kind == "user"}
     return [
         OrderRead.model_validate(order).model_copy(
             update={
