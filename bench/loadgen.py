@@ -1,4 +1,4 @@
-"""Load generators: open loop (fixed arrival rate) and closed loop (saturation), httpx or wrk.
+"""Load generators: open loop (fixed arrival rate) and closed loop (saturation), Python or wrk.
 
 The client runs on the same two cores as the servers, so it takes CPU from them: the ratios to
 the reference ceiling are fair (both face the same client), absolute numbers are a floor.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+from bench.rawhttp import ClientError, RawClient
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     note: str = ""
-    tool: str = "httpx"
-    # wrk reports percentiles itself; httpx ones are computed from latencies_ms.
+    tool: str = "python"
+    # wrk reports percentiles itself; Python ones are computed from latencies_ms.
     fixed_percentiles: dict[int, float] | None = None
 
     @property
@@ -65,19 +65,15 @@ class Result:
             self.statuses[k] = self.statuses.get(k, 0) + v
 
 
-def client(base_url: str, connections: int) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=httpx.Timeout(10.0),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-    )
+def client(base_url: str, connections: int) -> RawClient:
+    return RawClient(base_url, connections)
 
 
-async def _one(http: httpx.AsyncClient, req: Req, result: Result, ok: Sequence[int]) -> int:
+async def _one(http: RawClient, req: Req, result: Result, ok: Sequence[int]) -> int:
     try:
-        response = await http.request(req.method, req.path, headers=req.headers, json=req.body)
+        response = await http.request(req.method, req.path, headers=req.headers, json_body=req.body)
         status = response.status_code
-    except httpx.HTTPError:
+    except ClientError:
         status = 0
     result.statuses[status] = result.statuses.get(status, 0) + 1
     if status not in ok:
@@ -147,7 +143,7 @@ def _closed_process(args: tuple[str, list[Req], int, float, int, list[int]]) -> 
     return asyncio.run(_closed(base_url, requests, concurrency, duration, seed, ok))
 
 
-def closed_loop_httpx(
+def closed_loop_python(
     base_url: str,
     name: str,
     requests: Sequence[Req],
@@ -167,7 +163,7 @@ def closed_loop_httpx(
                 for seed in range(processes)
             ],
         )
-    result = Result(name, tool=f"httpx x{processes} processes")
+    result = Result(name, tool=f"python x{processes} processes")
     for part in parts:
         result.merge(part)
     return result

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from bench import dataset, scenarios, servers
-from bench.loadgen import Req, Result, closed_loop_httpx, closed_loop_wrk, open_loop, wrk_path
+from bench.loadgen import Req, Result, closed_loop_python, closed_loop_wrk, open_loop, wrk_path
 from bench.profile import profile_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +176,7 @@ def saturate(
             duration=plan.sat_seconds,
         )
     else:
-        r = closed_loop_httpx(
+        r = closed_loop_python(
             server.base_url,
             name,
             requests,
@@ -297,7 +297,7 @@ def scenario_dashboard(report: Report, z: servers.Server, ds: dataset.Dataset, p
     print("\n[2] store dashboard", flush=True)
     token = ds.store_tokens[ds.busy_store_id]
     r = scenarios.store_dashboard(z.base_url, token, concurrency=8, duration=plan.dashboard_seconds)
-    r.tool = "httpx, 8 users, 3 pages each"
+    r.tool = "python, 8 users, 3 pages each"
     report.add("2 store dashboard (busy store)", "zariz", r, note="filters + cursor pages")
 
 
@@ -365,7 +365,7 @@ def scenario_create(report: Report, z: servers.Server, ds: dataset.Dataset, plan
     out = scenarios.order_creation(
         z.base_url, ds.url, ds.store_tokens, concurrency=16, duration=plan.create_seconds
     )
-    out.result.tool = "httpx, 16 store users"
+    out.result.tool = "python, 16 store users"
     report.add(out.result.name, "zariz", out.result, note="20% replays of an earlier key")
     ok = out.replay_mismatches == 0 and out.orders_in_db == out.created
     report.check(

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import create_engine, text
 
 from bench.loadgen import Req, Result, client
+from bench.rawhttp import ClientError
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -79,7 +79,7 @@ async def _dashboard(
                     try:
                         response = await http.get(path, headers=headers)
                         status = response.status_code
-                    except httpx.HTTPError:
+                    except ClientError:
                         status, response = 0, None
                     result.latencies_ms.append((time.perf_counter() - t0) * 1000)
                     result.requests += 1
@@ -152,7 +152,7 @@ async def _storm(
                 response = await http.request(req.method, req.path, headers=req.headers)
                 status = response.status_code
                 body: Any = response.json() if response.content else {}
-            except (httpx.HTTPError, ValueError):
+            except ClientError:
                 status, body = 0, {}
             storm.latencies_ms.append((time.perf_counter() - t0) * 1000)
             storm.attempts += 1
@@ -194,7 +194,7 @@ def claim_storm(
     request_for: Callable[[int, int, str], Req],
     *,
     parallel: int = 2,
-    connections: int = 200,
+    connections: int = 64,
 ) -> Storm:
     """Every courier taps `parallel` random open orders at once until it wins one or none is left.
 
@@ -303,7 +303,7 @@ async def _create(
                     )
                     status = response.status_code
                     order_id = response.json().get("id", 0) if status == 201 else 0
-                except (httpx.HTTPError, ValueError):
+                except ClientError:
                     status, order_id = 0, 0
                 result.latencies_ms.append((time.perf_counter() - t0) * 1000)
                 result.requests += 1
