@@ -1,4 +1,4 @@
-"""Samples one API process with py-spy and sums its stacks into the top frames."""
+"""Samples one API process with py-spy (GIL holder only) and sums stacks into top frames."""
 
 import shutil
 import subprocess
@@ -58,7 +58,8 @@ def profile_worker(pid: int, seconds: float, results: Path) -> str:
                 "--output",
                 str(out),
                 "--nonblocking",
-                "--idle",
+                # Only the thread holding the GIL: where the CPU goes, not threads waiting.
+                "--gil",
             ],
             capture_output=True,
             timeout=seconds + 60,
