@@ -7,20 +7,31 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api.routes import admin, auth, couriers, devices, health, metrics, orders, stores
+from app.api.routes import (
+    admin,
+    auth,
+    couriers,
+    devices,
+    events,
+    health,
+    metrics,
+    orders,
+    stores,
+)
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.db.session import get_engine
 from app.push.worker import start_inline
+from app.realtime.lifecycle import live_updates
 
 # Sends in flight get this long to finish at shutdown (APNs answers in well under a second).
 PUSH_STOP_TIMEOUT = 15.0
 
 
 @asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     # Sync endpoints run in this threadpool; the engine's pool is sized to match it, so a
     # request thread never waits for a database connection another thread could release.
@@ -28,7 +39,9 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # PUSH_WORKER=inline: the push worker is a thread of this process (SQLite, `make run`).
     push_worker = start_inline(settings, get_engine())
     try:
-        yield
+        async with live_updates(settings) as hub:
+            app.state.hub = hub
+            yield
     finally:
         if push_worker is not None:
             push_worker.stop()
@@ -43,6 +56,9 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Courier-delivery dispatch: orders, couriers, stores, live updates and push.",
         lifespan=lifespan,
+        # Zariz exports Prometheus metrics and structured logs, not OpenTelemetry; FastAPI's
+        # native telemetry otherwise probes for OTel providers on every request (~8% of CPU).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
     if settings.cors_origins:
@@ -63,6 +79,7 @@ def create_app() -> FastAPI:
         devices.router,
         stores.router,
         admin.router,
+        events.router,
     ):
         app.include_router(router)
     return app

@@ -1,0 +1,1 @@
+"""`make bench`: Zariz on Postgres under load, against a minimal FastAPI ceiling."""

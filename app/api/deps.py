@@ -1,13 +1,16 @@
 """Request dependencies: the database session, the authenticated caller and role guards."""
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from app.core.errors import Forbidden, Unauthorized
+from app.core.security import decode_access_token
 from app.db.models import Role
 from app.db.session import get_sessionmaker
 from app.services import auth as auth_service
@@ -58,3 +61,29 @@ def client_address(request: Request) -> str:
 
 
 ClientAddress = Annotated[str, Depends(client_address)]
+
+
+@dataclass(frozen=True)
+class StreamAuth:
+    principal: Principal
+    expires_at: datetime
+
+
+def get_stream_auth(
+    # Closed when the endpoint returns, not when the stream ends hours later.
+    session: Annotated[Session, Depends(get_session, scope="function")],
+    bearer_token: Annotated[str | None, Depends(bearer)],
+    token: Annotated[
+        str | None,
+        Query(description="Access token, for EventSource clients that cannot send headers"),
+    ] = None,
+) -> StreamAuth:
+    raw = bearer_token or token
+    if not raw:
+        raise Unauthorized("Missing bearer token")
+    principal = auth_service.authenticate(session, raw)
+    session.commit()
+    return StreamAuth(principal=principal, expires_at=decode_access_token(raw).expires_at)
+
+
+StreamUser = Annotated[StreamAuth, Depends(get_stream_auth)]

@@ -53,7 +53,8 @@ async def get_idempotency(
         key=idempotency_key,
         method=request.method,
         path=request.url.path,
-        body=await request.body(),
+        # Only a keyed request needs its body fingerprinted.
+        body=await request.body() if idempotency_key is not None else b"",
     )
 
 

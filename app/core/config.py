@@ -36,10 +36,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/zariz.db"
     # Migrations and LISTEN need a direct connection when database_url goes through PgBouncer.
     database_url_direct: str | None = None
-    # Threads serving sync endpoints; the pool (size + overflow) matches it by default.
+    # Threads serving sync endpoints. The pool (size + overflow) covers them plus the SSE hub's
+    # six fan-out and replay threads, so neither waits on the other for a connection.
     threadpool_size: int = 40
     db_pool_size: int = 20
-    db_max_overflow: int = 20
+    db_max_overflow: int = 26
 
     jwt_secret: str = DEV_JWT_SECRET
     jwt_algorithm: str = "HS256"
@@ -89,6 +90,15 @@ class Settings(BaseSettings):
 
     sse_heartbeat_seconds: float = 15.0
     sse_retry_ms: int = 3000
+    # How long a missing event id holds back later ones before it is taken for rolled back
+    # (see app/realtime/sequencer.py); on Postgres most gaps resolve much sooner.
+    sse_gap_grace_seconds: float = 5.0
+    # A fan-out safety net: re-read new events this often even if no notification arrived.
+    sse_poll_seconds: float = 5.0
+    # How often open streams re-check that their session and user are still live.
+    sse_auth_recheck_seconds: float = 5.0
+    # Frames buffered for one slow client before its stream is closed (it resumes by replay).
+    sse_queue_max: int = 2000
 
     log_level: str = "INFO"
 

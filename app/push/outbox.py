@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.db.base import utcnow
 from app.db.models import Device, OrderEvent, PushJob, PushStatus
-from app.services.visibility import audience
+from app.services.visibility import audience_query
 
 log = logging.getLogger("zariz.push")
 
@@ -47,11 +47,11 @@ def payload_for(event: OrderEvent) -> dict[str, Any]:
 
 def enqueue_for_event(session: Session, event: OrderEvent) -> int:
     """Adds one job per enabled device of every user who sees the event except its actor."""
-    user_ids = audience(session, event)
-    if not user_ids:
-        return 0
+    # One query: the audience as a subquery (it can be every courier), not a bound id list.
     devices = session.scalars(
-        select(Device.id).where(Device.user_id.in_(user_ids), Device.disabled_at.is_(None))
+        select(Device.id).where(
+            Device.user_id.in_(audience_query(event)), Device.disabled_at.is_(None)
+        )
     ).all()
     if not devices:
         return 0

@@ -1,16 +1,21 @@
 """Order events: recording one (with its push jobs and announcement) and rendering them."""
 
+import itertools
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.config import get_settings
 from app.core.metrics import ORDER_EVENTS
+from app.db.base import utcnow
 from app.db.models import EventType, Order, OrderEvent, OrderStatus
 from app.push.outbox import enqueue_for_event
 from app.realtime.announce import announce
+from app.schemas.events import EventFeed, EventMessage
 from app.services.auth import Principal
 from app.services.order_views import order_reads
 from app.services.visibility import Viewer, event_scope, sees_details
@@ -62,14 +67,53 @@ def viewer_of(principal: Principal) -> Viewer:
     return Viewer(user_id=principal.user.id, role=principal.role, store_ids=principal.store_ids)
 
 
-def events_after(session: Session, *, viewer: Viewer, after: int, limit: int) -> list[OrderEvent]:
-    return list(
-        session.scalars(
-            select(OrderEvent)
-            .where(OrderEvent.id > after, event_scope(viewer))
-            .order_by(OrderEvent.id)
-            .limit(limit)
-        )
+def events_after(
+    session: Session, *, viewer: Viewer, after: int, limit: int, until: int | None = None
+) -> list[OrderEvent]:
+    query = select(OrderEvent).where(OrderEvent.id > after, event_scope(viewer))
+    if until is not None:
+        query = query.where(OrderEvent.id <= until)
+    return list(session.scalars(query.order_by(OrderEvent.id).limit(limit)))
+
+
+# How far back the feed looks for a gap in the ids; at 100x the design load this spans far more
+# than the grace period.
+HORIZON_WINDOW = 500
+
+
+def settled_horizon(session: Session, *, grace: float) -> int | None:
+    """The highest id the pull feed may hand out now, or None for "no limit".
+
+    An id missing between two committed events may belong to a transaction that has not committed
+    yet (ids are allocated before commit). A client that took the later event as its cursor would
+    skip the earlier one for ever, so the feed stops below a gap until it is `grace` seconds old;
+    older gaps are rolled-back ids. The SSE hub applies the same rule with more state
+    (app/realtime/sequencer.py).
+    """
+    rows = session.execute(
+        select(OrderEvent.id, OrderEvent.created_at)
+        .order_by(OrderEvent.id.desc())
+        .limit(HORIZON_WINDOW)
+    ).all()
+    cutoff = utcnow() - timedelta(seconds=grace)
+    horizon = None
+    for newer, older in itertools.pairwise(rows):
+        if newer.created_at < cutoff:
+            break
+        if newer.id - older.id > 1:
+            horizon = older.id
+    return horizon
+
+
+def feed(session: Session, *, principal: Principal, after: int, limit: int) -> EventFeed:
+    viewer = viewer_of(principal)
+    horizon = settled_horizon(session, grace=get_settings().sse_gap_grace_seconds)
+    events = events_after(session, viewer=viewer, after=after, until=horizon, limit=limit)
+    return EventFeed(
+        events=[
+            EventMessage.model_validate(m) for m in messages(session, viewer=viewer, events=events)
+        ],
+        last_event_id=events[-1].id if events else after,
     )
 
 

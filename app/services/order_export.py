@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from sqlalchemy.orm import Session
 
 from app.services.auth import Principal
-from app.services.order_views import order_reads
 from app.services.orders import OrderFilters, list_orders
 
 BOM = "\ufeff"  # Excel opens UTF-8 (Hebrew names included) only with a byte-order mark
@@ -59,10 +58,10 @@ def export_csv(session: Session, *, principal: Principal, filters: OrderFilters)
     yield BOM + _row({c: c for c in COLUMNS})
     cursor: int | None = None
     while True:
-        orders, cursor = list_orders(
+        reads, cursor = list_orders(
             session, principal=principal, filters=filters, limit=PAGE, cursor=cursor
         )
-        for read in order_reads(session, orders):
+        for read in reads:
             yield _row(read.model_dump())
         if cursor is None:
             break

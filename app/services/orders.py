@@ -27,10 +27,11 @@ from app.db.models import (
     Store,
     StoreStatus,
 )
-from app.schemas.orders import OrderCreate, OrderUpdate
+from app.schemas.orders import OrderCreate, OrderRead, OrderUpdate
 from app.services.auth import Principal
 from app.services.capacity import lock_and_check_capacity
 from app.services.events import in_pool, record_event
+from app.services.order_views import reads_from_rows, with_names
 from app.services.pricing import price_for
 
 EDITABLE_FIELDS = (
@@ -191,14 +192,18 @@ def list_orders(
     filters: OrderFilters,
     limit: int,
     cursor: int | None,
-) -> tuple[list[Order], int | None]:
-    """Newest first by id (keyset): rows inserted while paging never shift later pages."""
+) -> tuple[list[OrderRead], int | None]:
+    """Newest first by id (keyset): rows inserted while paging never shift later pages.
+
+    One query: the page and its store and courier names together.
+    """
     query = filtered(principal, filters)
     if cursor is not None:
         query = query.where(Order.id < cursor)
-    rows = list(session.scalars(query.order_by(Order.id.desc()).limit(limit + 1)))
+    query = with_names(query).order_by(Order.id.desc()).limit(limit + 1)
+    rows = session.execute(query).all()
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return reads_from_rows(rows[:limit]), next_cursor
 
 
 def timeline(session: Session, *, principal: Principal, order_id: int) -> Sequence[OrderEvent]:

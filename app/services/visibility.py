@@ -7,7 +7,7 @@ without recipient details.
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.core.config import DispatchMode, get_settings
@@ -59,8 +59,12 @@ def sees_details(viewer: Viewer, event: OrderEvent) -> bool:
     return viewer.role in (Role.ADMIN, Role.STORE) and can_see(viewer, event)
 
 
-def audience(session: Session, event: OrderEvent) -> set[int]:
-    """Ids of the active users who see the event, except the one who caused it (for push)."""
+def audience_query(event: OrderEvent) -> Select[int]:
+    """SELECT of the ids of the active users who see the event, except the one who caused it.
+
+    A query, not a list: a pool change is seen by every courier, and binding thousands of ids
+    into a follow-up IN (...) cost more CPU than the rest of a claim together.
+    """
     live = and_(User.status == UserStatus.ACTIVE, User.deleted_at.is_(None))
     conditions = [
         User.role == Role.ADMIN,
@@ -71,7 +75,12 @@ def audience(session: Session, event: OrderEvent) -> set[int]:
     ]
     if event.pool_change and _open_mode():
         conditions.append(User.role == Role.COURIER)
-    ids = set(session.scalars(select(User.id).where(live, or_(*conditions))))
+    query = select(User.id).where(live, or_(*conditions))
     if event.actor_id is not None:
-        ids.discard(event.actor_id)
-    return ids
+        query = query.where(User.id != event.actor_id)
+    return query
+
+
+def audience(session: Session, event: OrderEvent) -> set[int]:
+    """Ids of the active users who see the event, except the one who caused it (for push)."""
+    return set(session.scalars(audience_query(event)))

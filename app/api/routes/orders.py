@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
 
 from app.api.deps import AdminUser, CourierUser, CurrentUser, SessionDep, StoreOrAdmin
 from app.api.errors import responses
@@ -26,7 +27,7 @@ from app.schemas.orders import (
 from app.services import order_lifecycle as lifecycle
 from app.services import orders as orders_service
 from app.services.order_export import export_csv
-from app.services.order_views import order_read, order_reads
+from app.services.order_views import order_read
 from app.services.orders import OrderFilters
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=responses(401))
@@ -90,10 +91,14 @@ def create_order(
     return idem.run(action, status_code=201)  # type: ignore[return-value]
 
 
-@router.get("", responses=responses(422))
+# Lists are serialized here, straight from the service's OrderReads to JSON bytes: returning the
+# models would make FastAPI validate them all again in another threadpool hop first.
+ORDER_LIST = TypeAdapter(list[OrderRead])
+
+
+@router.get("", response_model=list[OrderRead], responses=responses(422))
 def list_orders(
     request: Request,
-    response: Response,
     principal: CurrentUser,
     session: SessionDep,
     status: StatusQ = None,
@@ -106,19 +111,20 @@ def list_orders(
     q: SearchQ = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: QueryId = None,
-) -> list[OrderRead]:
+) -> Response:
     filters = _filters(
         status, store_id or store, courier_id or courier, created_from, created_to, q
     )
-    orders, next_cursor = orders_service.list_orders(
+    reads, next_cursor = orders_service.list_orders(
         session, principal=principal, filters=filters, limit=limit, cursor=cursor
     )
+    response = Response(ORDER_LIST.dump_json(reads), media_type="application/json")
     if next_cursor is not None:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
         url = f"{request.url.path}?{urlencode([*params, ('cursor', str(next_cursor))])}"
         response.headers["X-Next-Cursor"] = str(next_cursor)
         response.headers["Link"] = f'<{url}>; rel="next"'
-    return order_reads(session, orders)
+    return response
 
 
 @router.get("/export.csv", response_class=StreamingResponse, responses=responses(403, 422))

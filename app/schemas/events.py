@@ -1,0 +1,24 @@
+"""The live-update message (SSE `data:` and the pull feed) and the feed page."""
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from app.schemas.orders import OrderRead
+
+
+class EventMessage(BaseModel):
+    type: str
+    event_id: int
+    order_id: int
+    store_id: int
+    courier_id: int | None
+    status: str | None
+    occurred_at: datetime
+    # Left out (not null) when the viewer may not see the order: a courier watching the pool.
+    order: OrderRead | None = None
+
+
+class EventFeed(BaseModel):
+    events: list[EventMessage]
+    last_event_id: int
