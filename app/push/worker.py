@@ -23,12 +23,15 @@ from app.db.base import utcnow
 from app.push import outbox
 from app.push.apns import ApnsClient, ApnsConfigError, ApnsResult, Outcome
 from app.push.jobs import Claimed, Done, claim_due, queue_stats, record_outcomes, skip_jobs
+from app.services.maintenance import run_housekeeping
 
 log = logging.getLogger("zariz.push")
 
 UNCONFIGURED = "APNs is not configured"
 # How long a database outage makes the loop wait before trying again.
 ERROR_PAUSE = 1.0
+# Expired sessions and idempotency keys are purged at start and then this often (seconds).
+HOUSEKEEPING_INTERVAL = 3600.0
 
 
 class PushWorker:
@@ -47,6 +50,7 @@ class PushWorker:
         self._thread: threading.Thread | None = None
         self._listener: threading.Thread | None = None
         self._unrecorded: list[Done] = []
+        self._housekeeping_due = time.monotonic()
         self.crashed = False
 
     # -- control ---------------------------------------------------------------------------
@@ -138,7 +142,9 @@ class PushWorker:
                 future.add_done_callback(lambda _f: self._wake.set())
             timeout = self.settings.push_poll_interval
             if worth_claiming and len(claimed) < free:
-                # Nothing else is due: sleep until the next job is, or until woken.
+                # Nothing else is due: tidy up if it is time, then sleep until the next job is
+                # due, or until woken.
+                self._housekeeping()
                 timeout = min(timeout, self._until_next_due())
             # The floor keeps a job another worker is claiming this instant from spinning us.
             self._wake.wait(max(timeout, 0.01))
@@ -170,6 +176,16 @@ class PushWorker:
             return False
         self._unrecorded.clear()
         return True
+
+    def _housekeeping(self) -> None:
+        if time.monotonic() < self._housekeeping_due:
+            return
+        self._housekeeping_due = time.monotonic() + HOUSEKEEPING_INTERVAL
+        try:
+            with self._sessions() as session:
+                run_housekeeping(session)
+        except SQLAlchemyError:
+            log.exception("housekeeping failed; trying again in an hour")
 
     def _until_next_due(self) -> float:
         try:

@@ -2,17 +2,18 @@
 
 import time
 from collections import Counter
+from datetime import timedelta
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.db.base import utcnow
-from app.db.models import Device, PushStatus, UserStatus
-from tests.builders import auth_headers, make_user
+from app.db.models import Device, PushStatus, UserSession, UserStatus
+from tests.builders import auth_headers, login_tokens, make_user
 from tests.fake_apns import ERROR, GONE, TOO_MANY, FakeApns
 from tests.orders_helpers import ORDER_BODY
 from tests.push.conftest import StartWorker
@@ -217,3 +218,28 @@ class TestInline:
         assert fake_apns.answered(token_of(1)) == 1
         with live() as session:
             assert session.scalar(select(Device.disabled_at)) is None
+
+
+class TestHousekeeping:
+    def test_the_worker_purges_long_expired_sessions_when_it_starts(
+        self, live: sessionmaker[Session], start_worker: StartWorker
+    ) -> None:
+        with live() as session:
+            user = make_user(session)
+            _, refresh = login_tokens(session, user)
+            expired_id = int(refresh.split(".")[0])
+            session.execute(
+                update(UserSession)
+                .where(UserSession.id == expired_id)
+                .values(expires_at=utcnow() - timedelta(days=31))
+            )
+            session.commit()
+            live_id = int(login_tokens(session, user)[1].split(".")[0])
+
+        def session_ids() -> set[int]:
+            with live() as session:
+                return set(session.scalars(select(UserSession.id)))
+
+        start_worker()
+        wait_until(lambda: expired_id not in session_ids(), what="the expired session purged")
+        assert live_id in session_ids()
