@@ -1,10 +1,11 @@
 """Request dependencies: the database session, the authenticated caller and role guards."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
@@ -17,10 +18,20 @@ from app.services import auth as auth_service
 from app.services.auth import Principal
 
 
-def get_session() -> Iterator[Session]:
+async def get_session() -> AsyncGenerator[Session, None]:
     # Opens and closes only: services commit, so nothing can fail here after a 2xx went out.
-    with get_sessionmaker()() as session:
+    # Async so that it costs no threadpool hop: creating a Session does no I/O, and closing one
+    # does only while it holds a connection (a read left open, or an error before the commit),
+    # which is then closed in a worker thread, shielded so a disconnect cannot leak it.
+    session = get_sessionmaker()()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -41,8 +52,9 @@ def get_principal(session: SessionDep, token: Annotated[str | None, Depends(bear
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
-    def guard(principal: CurrentUser) -> Principal:
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    # Async: a check this small is not worth a threadpool hop.
+    async def guard(principal: CurrentUser) -> Principal:
         if principal.role not in roles:
             raise Forbidden("Your role may not do this")
         return principal
@@ -56,7 +68,7 @@ StoreUser = Annotated[Principal, Depends(require_roles(Role.STORE))]
 StoreOrAdmin = Annotated[Principal, Depends(require_roles(Role.STORE, Role.ADMIN))]
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
