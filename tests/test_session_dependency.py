@@ -37,3 +37,30 @@ def test_get_session_returns_every_connection_to_the_pool(
     session = _request(work)
     assert not session.in_transaction()
     assert engine.pool.checkedout() == before  # type: ignore[attr-defined]
+
+
+def test_request_sessions_never_outnumber_the_threadpool(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More sessions than threads could leave every thread waiting for a connection held by a
+    # request that waits for a thread; the extra request must wait before opening a session.
+    monkeypatch.setattr(deps, "get_settings", lambda: type("S", (), {"threadpool_size": 2}))
+    opened: list[Session] = []
+    release = anyio.Event()
+
+    async def request() -> None:
+        dependency = deps.get_session()
+        opened.append(await anext(dependency))
+        await release.wait()
+        await dependency.aclose()
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(request)
+            await anyio.wait_all_tasks_blocked()
+            assert len(opened) == 2
+            release.set()
+        assert len(opened) == 3
+
+    anyio.run(run)
