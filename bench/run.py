@@ -454,6 +454,10 @@ def main() -> int:
             # default max_connections of 100 (which other clients share).
             "DB_POOL_SIZE": os.environ.get("BENCH_DB_POOL_SIZE", "8"),
             "DB_MAX_OVERFLOW": os.environ.get("BENCH_DB_MAX_OVERFLOW", "4"),
+            # Zariz's threadpool must fit in that pool next to the SSE hub's 6 threads (as the
+            # defaults do: 40 + 6 <= 20 + 26). With the default 40 threads on a 12-connection
+            # pool an overload made threads wait 30 s for a connection and fail with 500s.
+            "THREADPOOL_SIZE": os.environ.get("BENCH_THREADPOOL_SIZE", "6"),
             "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
         }
         zariz = str(Path(sys.executable).parent / "zariz")

@@ -1,14 +1,17 @@
 """Request dependencies: the database session, the authenticated caller and role guards."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+import anyio
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
+from app.core.config import get_settings
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import decode_access_token
 from app.db.models import Role
@@ -16,11 +19,41 @@ from app.db.session import get_sessionmaker
 from app.services import auth as auth_service
 from app.services.auth import Principal
 
+_session_slots: RunVar[anyio.CapacityLimiter] = RunVar("session_slots")
 
-def get_session() -> Iterator[Session]:
+
+def session_slots() -> anyio.CapacityLimiter:
+    """At most as many request sessions at once as there are threadpool threads.
+
+    A request can hold a connection between two threadpool hops (e.g. a read left open until
+    its session closes). Unbounded, an overload had every thread waiting for a connection held
+    by requests waiting for a thread: a deadlock broken only by the pool timeout, as 500s. With
+    sessions <= threads <= connections (threads plus the SSE hub's fit the pool, see config),
+    a thread never waits for a connection; extra requests queue here, before doing any work.
+    """
+    try:
+        return _session_slots.get()
+    except LookupError:
+        slots = anyio.CapacityLimiter(get_settings().threadpool_size)
+        _session_slots.set(slots)
+        return slots
+
+
+async def get_session() -> AsyncGenerator[Session, None]:
     # Opens and closes only: services commit, so nothing can fail here after a 2xx went out.
-    with get_sessionmaker()() as session:
-        yield session
+    # Async so that it costs no threadpool hop: creating a Session does no I/O, and closing one
+    # does only while it holds a connection (a read left open, or an error before the commit),
+    # which is then closed in a worker thread, shielded so a disconnect cannot leak it.
+    async with session_slots():
+        session = get_sessionmaker()()
+        try:
+            yield session
+        finally:
+            if session.in_transaction():
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(session.close)
+            else:
+                session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -41,8 +74,9 @@ def get_principal(session: SessionDep, token: Annotated[str | None, Depends(bear
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
-    def guard(principal: CurrentUser) -> Principal:
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    # Async: a check this small is not worth a threadpool hop.
+    async def guard(principal: CurrentUser) -> Principal:
         if principal.role not in roles:
             raise Forbidden("Your role may not do this")
         return principal
@@ -56,7 +90,7 @@ StoreUser = Annotated[Principal, Depends(require_roles(Role.STORE))]
 StoreOrAdmin = Annotated[Principal, Depends(require_roles(Role.STORE, Role.ADMIN))]
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 

@@ -109,10 +109,12 @@ def feed(session: Session, *, principal: Principal, after: int, limit: int) -> E
     viewer = viewer_of(principal)
     horizon = settled_horizon(session, grace=get_settings().sse_gap_grace_seconds)
     events = events_after(session, viewer=viewer, after=after, until=horizon, limit=limit)
+    rendered = messages(session, viewer=viewer, events=events)
+    # End the read in this worker thread: the connection goes back to the pool before the
+    # response is serialized, and closing the session needs no thread of its own.
+    session.commit()
     return EventFeed(
-        events=[
-            EventMessage.model_validate(m) for m in messages(session, viewer=viewer, events=events)
-        ],
+        events=[EventMessage.model_validate(m) for m in rendered],
         last_event_id=events[-1].id if events else after,
     )
 

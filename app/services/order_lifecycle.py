@@ -21,6 +21,7 @@ from app.core.errors import (
     InvalidTransition,
     NotFound,
     OrderAlreadyTaken,
+    ZarizError,
 )
 from app.db.base import utcnow
 from app.db.models import FINAL_STATUSES, EventType, Order, OrderStatus, Role, User, UserStatus
@@ -61,6 +62,25 @@ def _apply(
     order_id: int,
     decide: Decide,
     scoped: bool = True,
+) -> Order:
+    try:
+        return _attempt(
+            session, principal=principal, order_id=order_id, decide=decide, scoped=scoped
+        )
+    except ZarizError:
+        # Most refusals are races lost (409): end the transaction here, in the request's worker
+        # thread (releasing a capacity lock at once), so closing the session needs no thread.
+        session.rollback()
+        raise
+
+
+def _attempt(
+    session: Session,
+    *,
+    principal: Principal,
+    order_id: int,
+    decide: Decide,
+    scoped: bool,
 ) -> Order:
     for _ in range(MAX_ATTEMPTS):
         order = _load(session, order_id, principal if scoped else None)

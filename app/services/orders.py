@@ -202,6 +202,9 @@ def list_orders(
         query = query.where(Order.id < cursor)
     query = with_names(query).order_by(Order.id.desc()).limit(limit + 1)
     rows = session.execute(query).all()
+    # End the read here, in the request's worker thread: the connection goes back to the pool
+    # now, and closing the session afterwards needs no thread of its own.
+    session.commit()
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return reads_from_rows(rows[:limit]), next_cursor
 
