@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from bench import dataset, scenarios, servers
 from bench.explain_orders import explain
@@ -392,7 +393,10 @@ def scenario_pending(
         env = {
             **os.environ,
             "BENCH_ZARIZ_URL": z.base_url,
-            "BENCH_DATABASE_URL": ds.url,
+            # Each of these benches creates and drops a scratch database of its own.
+            "BENCH_DATABASE_URL": make_url(ds.url)
+            .set(database=f"{make_url(ds.url).database}_{module}")
+            .render_as_string(hide_password=False),
             "BENCH_ADMIN_URL": admin_url,
             "BENCH_JWT_SECRET": JWT_SECRET,
         }
