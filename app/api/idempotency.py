@@ -10,7 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.api.deps import CurrentUser, SessionDep
+from app.db.models import Order
 from app.services.idempotency import run_idempotent
+from app.services.order_views import order_read
 
 
 @dataclass
@@ -39,6 +41,10 @@ class Idempotency:
             action=act,
         )
         return JSONResponse(stored.body, status_code=stored.status_code)
+
+    def order(self, change: Callable[[], Order], status_code: int = 200) -> JSONResponse:
+        """Runs a service call that returns an order, and answers with its OrderRead."""
+        return self.run(lambda: order_read(self.session, change()), status_code=status_code)
 
 
 async def get_idempotency(

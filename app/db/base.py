@@ -3,7 +3,17 @@
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Integer, MetaData, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    func,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -43,6 +53,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def live_index(name: str, *columns: str, unique: bool = False) -> Index:
+    """A partial index over rows not soft-deleted (on both databases)."""
+    live = text("deleted_at IS NULL")
+    return Index(name, *columns, unique=unique, postgresql_where=live, sqlite_where=live)
 
 
 def enum_check(name: str, column: str, enum: type[StrEnum]) -> CheckConstraint:

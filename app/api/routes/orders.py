@@ -80,15 +80,14 @@ ToQ = Annotated[str | None, Query(alias="to", description="date (whole day) or d
 SearchQ = Annotated[str | None, Query(max_length=100, description="recipient name or phone")]
 
 
-@router.post("", status_code=201, responses=responses(403, 404, 409, 422))
+@router.post("", status_code=201, response_model=OrderRead, responses=responses(403, 404, 409, 422))
 def create_order(
     body: OrderCreate, principal: StoreOrAdmin, session: SessionDep, idem: IdempotencyDep
-) -> OrderRead:
-    def action() -> OrderRead:
-        order = orders_service.create_order(session, principal=principal, data=body)
-        return order_read(session, order)
-
-    return idem.run(action, status_code=201)  # type: ignore[return-value]
+) -> Response:
+    return idem.order(
+        lambda: orders_service.create_order(session, principal=principal, data=body),
+        status_code=201,
+    )
 
 
 # Lists are serialized here, straight from the service's OrderReads to JSON bytes: returning the
@@ -165,95 +164,76 @@ def order_events(
     return [OrderEventRead.model_validate(e) for e in events]
 
 
-@router.post("/{order_id}/claim", responses=ACTION_ERRORS)
+@router.post("/{order_id}/claim", response_model=OrderRead, responses=ACTION_ERRORS)
 def claim(
     order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
-) -> OrderRead:
-    return idem.run(  # type: ignore[return-value]
-        lambda: order_read(
-            session, lifecycle.claim_order(session, order_id=order_id, courier=courier)
-        )
-    )
+) -> Response:
+    return idem.order(lambda: lifecycle.claim_order(session, order_id=order_id, courier=courier))
 
 
-@router.post("/{order_id}/accept", responses=ACTION_ERRORS)
+@router.post("/{order_id}/accept", response_model=OrderRead, responses=ACTION_ERRORS)
 def accept(
     order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
-) -> OrderRead:
+) -> Response:
     return claim(order_id, courier, session, idem)
 
 
-@router.post("/{order_id}/decline", responses=ACTION_ERRORS)
+@router.post("/{order_id}/decline", response_model=OrderRead, responses=ACTION_ERRORS)
 def decline(
     order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
-) -> OrderRead:
-    return idem.run(  # type: ignore[return-value]
-        lambda: order_read(
-            session, lifecycle.decline_order(session, order_id=order_id, courier=courier)
-        )
-    )
+) -> Response:
+    return idem.order(lambda: lifecycle.decline_order(session, order_id=order_id, courier=courier))
 
 
-@router.post("/{order_id}/assign", responses=ACTION_ERRORS)
+@router.post("/{order_id}/assign", response_model=OrderRead, responses=ACTION_ERRORS)
 def assign(
     order_id: PathId, body: AssignBody, admin: AdminUser, session: SessionDep, idem: IdempotencyDep
-) -> OrderRead:
-    return idem.run(  # type: ignore[return-value]
-        lambda: order_read(
-            session,
-            lifecycle.assign_order(
-                session, order_id=order_id, courier_id=body.courier_id, admin=admin
-            ),
+) -> Response:
+    return idem.order(
+        lambda: lifecycle.assign_order(
+            session, order_id=order_id, courier_id=body.courier_id, admin=admin
         )
     )
 
 
-@router.post("/{order_id}/unassign", responses=ACTION_ERRORS)
+@router.post("/{order_id}/unassign", response_model=OrderRead, responses=ACTION_ERRORS)
 def unassign(
     order_id: PathId, admin: AdminUser, session: SessionDep, idem: IdempotencyDep
-) -> OrderRead:
-    return idem.run(  # type: ignore[return-value]
-        lambda: order_read(
-            session, lifecycle.unassign_order(session, order_id=order_id, admin=admin)
-        )
-    )
+) -> Response:
+    return idem.order(lambda: lifecycle.unassign_order(session, order_id=order_id, admin=admin))
 
 
-@router.post("/{order_id}/status", responses=ACTION_ERRORS)
+@router.post("/{order_id}/status", response_model=OrderRead, responses=ACTION_ERRORS)
 def change_status(
     order_id: PathId,
     body: StatusBody,
     principal: CurrentUser,
     session: SessionDep,
     idem: IdempotencyDep,
-) -> OrderRead:
-    return idem.run(  # type: ignore[return-value]
-        lambda: order_read(
+) -> Response:
+    return idem.order(
+        lambda: lifecycle.set_status(
             session,
-            lifecycle.set_status(
-                session,
-                order_id=order_id,
-                status=OrderStatus(body.status),
-                note=body.note,
-                reason=body.reason,
-                actor=principal,
-            ),
+            order_id=order_id,
+            status=OrderStatus(body.status),
+            note=body.note,
+            reason=body.reason,
+            actor=principal,
         )
     )
 
 
-@router.post("/{order_id}/cancel", responses=ACTION_ERRORS)
+@router.post("/{order_id}/cancel", response_model=OrderRead, responses=ACTION_ERRORS)
 def cancel(
     order_id: PathId,
     body: CancelBody,
     principal: CurrentUser,
     session: SessionDep,
     idem: IdempotencyDep,
-) -> OrderRead:
-    return idem.run(  # type: ignore[return-value]
-        lambda: order_read(
-            session,
-            lifecycle.cancel_order(session, order_id=order_id, reason=body.reason, actor=principal),
+) -> Response:
+    return idem.order(
+        lambda: lifecycle.cancel_order(
+            session, order_id=order_id, reason=body.reason, actor=principal
         )
     )
 

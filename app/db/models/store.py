@@ -3,10 +3,10 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, BigId, IdMixin, TimestampMixin, UTCDateTime, enum_check
+from app.db.base import Base, BigId, IdMixin, TimestampMixin, UTCDateTime, enum_check, live_index
 
 
 class StoreStatus(StrEnum):
@@ -24,13 +24,7 @@ class Store(IdMixin, TimestampMixin, Base):
     __tablename__ = "stores"
     __table_args__ = (
         enum_check("status", "status", StoreStatus),
-        Index(
-            "stores_name_live_key",
-            "name",
-            unique=True,
-            postgresql_where=text("deleted_at IS NULL"),
-            sqlite_where=text("deleted_at IS NULL"),
-        ),
+        live_index("stores_name_live_key", "name", unique=True),
     )
 
     name: Mapped[str] = mapped_column(String(120))

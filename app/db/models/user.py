@@ -3,10 +3,10 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Index, String, text
+from sqlalchemy import CheckConstraint, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, IdMixin, TimestampMixin, UTCDateTime, enum_check
+from app.db.base import Base, IdMixin, TimestampMixin, UTCDateTime, enum_check, live_index
 
 
 class Role(StrEnum):
@@ -29,20 +29,8 @@ class User(IdMixin, TimestampMixin, Base):
         enum_check("status", "status", UserStatus),
         CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="contact"),
         # Unique among live users only: a soft-deleted account frees its email and phone.
-        Index(
-            "users_email_live_key",
-            "email",
-            unique=True,
-            postgresql_where=text("deleted_at IS NULL"),
-            sqlite_where=text("deleted_at IS NULL"),
-        ),
-        Index(
-            "users_phone_live_key",
-            "phone",
-            unique=True,
-            postgresql_where=text("deleted_at IS NULL"),
-            sqlite_where=text("deleted_at IS NULL"),
-        ),
+        live_index("users_email_live_key", "email", unique=True),
+        live_index("users_phone_live_key", "phone", unique=True),
     )
 
     role: Mapped[str] = mapped_column(String(16))
