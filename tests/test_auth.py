@@ -1,6 +1,7 @@
 """POST /v1/auth/*: login, refresh rotation and reuse, logout, me, register, password."""
 
 import logging
+import os
 
 import pytest
 from fastapi.testclient import TestClient
@@ -100,10 +101,14 @@ class TestRateLimit:
     def test_shared_store_holds_across_processes(
         self, client: TestClient, db: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        redis = pytest.importorskip("redis")
+        import redis
+
         try:
             redis.Redis.from_url("redis://127.0.0.1:6379/15").ping()
         except redis.exceptions.ConnectionError:
+            # CI always starts Redis (.ci/run); only a developer machine without one may skip.
+            if os.environ.get("CI"):
+                raise
             pytest.skip("no Redis at 127.0.0.1:6379")
         from app.core import ratelimit
 
