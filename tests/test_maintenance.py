@@ -43,3 +43,32 @@ def test_housekeeping_removes_long_expired_sessions_and_old_keys(db: Session) ->
     device = db.query(Device).one()
     assert device.session_id is None
     assert [k.key for k in db.query(IdempotencyKey).all()] == ["k"]
+
+
+def test_housekeeping_removes_finished_push_jobs_after_a_week(db: Session) -> None:
+    from app.db.models import EventType, OrderEvent, PushJob
+    from tests.builders import make_order, make_store
+
+    user = make_user(db)
+    order = make_order(db, store=make_store(db))
+    event = OrderEvent(order_id=order.id, type=EventType.CREATED, store_id=order.store_id)
+    device = Device(user_id=user.id, token="cd" * 32)
+    db.add_all([event, device])
+    db.flush()
+    old = utcnow() - timedelta(days=8)
+    for status, updated in (("sent", old), ("dead", old), ("pending", old), ("sent", utcnow())):
+        db.add(
+            PushJob(
+                event_id=event.id,
+                device_id=device.id,
+                payload={},
+                status=status,
+                next_attempt_at=old,
+                updated_at=updated,
+            )
+        )
+    db.commit()
+    run_housekeeping(db)
+    db.expire_all()
+    # Old finished jobs go; a pending one (however old) and a recent one stay.
+    assert sorted(j.status for j in db.query(PushJob).all()) == ["pending", "sent"]

@@ -1,4 +1,4 @@
-"""Housekeeping run now and then by the push worker: expired sessions and idempotency keys."""
+"""Housekeeping run hourly by the push worker: old sessions, idempotency keys and push jobs."""
 
 import logging
 from datetime import timedelta
@@ -7,13 +7,17 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
-from app.db.models import Device, UserSession
+from app.db.models import Device, PushJob, PushStatus, UserSession
 from app.services import idempotency
 
 log = logging.getLogger("zariz.maintenance")
 
 # Expired sessions are kept a while for audit (who was signed in when), then removed.
 SESSION_RETENTION = timedelta(days=30)
+# Finished push jobs are kept a week for support questions ("did my phone get it?"): every
+# pool change fans out to every courier's device, so this table grows fastest of all.
+PUSH_JOB_RETENTION = timedelta(days=7)
+FINISHED_PUSH = (PushStatus.SENT, PushStatus.SKIPPED, PushStatus.DEAD)
 
 
 def purge_expired_sessions(session: Session) -> int:
@@ -27,8 +31,24 @@ def purge_expired_sessions(session: Session) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def purge_finished_push_jobs(session: Session) -> int:
+    result = session.execute(
+        delete(PushJob).where(
+            PushJob.status.in_(FINISHED_PUSH), PushJob.updated_at < utcnow() - PUSH_JOB_RETENTION
+        )
+    )
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def run_housekeeping(session: Session) -> None:
     sessions = purge_expired_sessions(session)
     keys = idempotency.purge_expired(session)
-    if sessions or keys:
-        log.info("housekeeping removed %d sessions and %d idempotency keys", sessions, keys)
+    jobs = purge_finished_push_jobs(session)
+    if sessions or keys or jobs:
+        log.info(
+            "housekeeping removed %d sessions, %d idempotency keys, %d push jobs",
+            sessions,
+            keys,
+            jobs,
+        )
