@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
@@ -51,33 +51,39 @@ def _bound(value: str | None, name: str, *, end: bool) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _filters(
-    status: list[str] | None,
-    store_id: int | None,
-    courier_id: int | None,
-    created_from: str | None,
-    created_to: str | None,
-    q: str | None,
+StatusQ = Annotated[list[str] | None, Query(description="repeatable, or a comma list")]
+IdQ = QueryId
+FromQ = Annotated[str | None, Query(alias="from", description="date or datetime")]
+ToQ = Annotated[str | None, Query(alias="to", description="date (whole day) or datetime")]
+SearchQ = Annotated[str | None, Query(max_length=100, description="recipient name or phone")]
+
+
+async def order_filters(
+    status: StatusQ = None,
+    store_id: IdQ = None,
+    store: IdQ = None,
+    courier_id: IdQ = None,
+    courier: IdQ = None,
+    created_from: FromQ = None,
+    created_to: ToQ = None,
+    q: SearchQ = None,
 ) -> OrderFilters:
+    """The filters shared by the list and the CSV export (async: parsing only, no thread hop)."""
     statuses = tuple(s.strip() for raw in status or [] for s in raw.split(",") if s.strip())
     unknown = [s for s in statuses if s not in set(OrderStatus)]
     if unknown:
         raise InvalidInput(f"unknown status: {', '.join(unknown)}")
     return OrderFilters(
         statuses=statuses,
-        store_id=store_id,
-        courier_id=courier_id,
+        store_id=store_id or store,
+        courier_id=courier_id or courier,
         created_from=_bound(created_from, "from", end=False),
         created_to=_bound(created_to, "to", end=True),
         q=q.strip() if q and q.strip() else None,
     )
 
 
-StatusQ = Annotated[list[str] | None, Query(description="repeatable, or a comma list")]
-IdQ = QueryId
-FromQ = Annotated[str | None, Query(alias="from", description="date or datetime")]
-ToQ = Annotated[str | None, Query(alias="to", description="date (whole day) or datetime")]
-SearchQ = Annotated[str | None, Query(max_length=100, description="recipient name or phone")]
+FiltersDep = Annotated[OrderFilters, Depends(order_filters)]
 
 
 @router.post("", status_code=201, response_model=OrderRead, responses=responses(403, 404, 409, 422))
@@ -100,20 +106,10 @@ def list_orders(
     request: Request,
     principal: CurrentUser,
     session: SessionDep,
-    status: StatusQ = None,
-    store_id: IdQ = None,
-    store: IdQ = None,
-    courier_id: IdQ = None,
-    courier: IdQ = None,
-    created_from: FromQ = None,
-    created_to: ToQ = None,
-    q: SearchQ = None,
+    filters: FiltersDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: QueryId = None,
 ) -> Response:
-    filters = _filters(
-        status, store_id or store, courier_id or courier, created_from, created_to, q
-    )
     reads, next_cursor = orders_service.list_orders(
         session, principal=principal, filters=filters, limit=limit, cursor=cursor
     )
@@ -130,18 +126,8 @@ def list_orders(
 def export_orders(
     principal: StoreOrAdmin,
     session: SessionDep,
-    status: StatusQ = None,
-    store_id: IdQ = None,
-    store: IdQ = None,
-    courier_id: IdQ = None,
-    courier: IdQ = None,
-    created_from: FromQ = None,
-    created_to: ToQ = None,
-    q: SearchQ = None,
+    filters: FiltersDep,
 ) -> StreamingResponse:
-    filters = _filters(
-        status, store_id or store, courier_id or courier, created_from, created_to, q
-    )
     return StreamingResponse(
         export_csv(session, principal=principal, filters=filters),
         media_type="text/csv; charset=utf-8",
