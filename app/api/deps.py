@@ -64,11 +64,7 @@ bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 def get_principal(session: SessionDep, token: Annotated[str | None, Depends(bearer)]) -> Principal:
     if not token:
         raise Unauthorized("Missing bearer token")
-    principal = auth_service.authenticate(session, token)
-    # End the read transaction now: the request may do slow work next, and on SQLite an open
-    # transaction holds the write lock.
-    session.commit()
-    return principal
+    return auth_service.authenticate(session, token)
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]
@@ -116,7 +112,6 @@ def get_stream_auth(
     if not raw:
         raise Unauthorized("Missing bearer token")
     principal = auth_service.authenticate(session, raw)
-    session.commit()
     return StreamAuth(principal=principal, expires_at=decode_access_token(raw).expires_at)
 
 

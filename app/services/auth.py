@@ -248,6 +248,9 @@ def authenticate(session: Session, token: str) -> Principal:
     if not user.is_active:
         raise Unauthorized("Account is not active")
     store_ids = tuple(store_ids_of(session, user))
+    # End the read transaction here: the request may do slow work next, and on SQLite an open
+    # transaction holds the write lock (expire_on_commit is off, so the user stays loaded).
+    session.commit()
     return Principal(
         user=user,
         session_id=claims.session_id,
