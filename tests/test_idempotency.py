@@ -49,7 +49,7 @@ def test_keys_are_scoped_to_the_user(client: TestClient, db: Session, world: Wor
     assert db.query(Order).count() == 2
 
 
-def test_action_replay_returns_the_first_result(
+def test_action_replay_renders_the_order_as_it_is_now_and_runs_nothing(
     client: TestClient, db: Session, world: World
 ) -> None:
     order = make_order(db, store=world.store)
@@ -59,8 +59,13 @@ def test_action_replay_returns_the_first_result(
         f"/v1/orders/{order.id}/status", json={"status": "picked_up"}, headers=world.h_courier
     )
     replay = client.post(f"/v1/orders/{order.id}/claim", headers=headers)
-    assert replay.json() == first.json()
-    assert replay.json()["status"] == "accepted"
+    assert first.status_code == replay.status_code == 200
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    # The key records the order, not a response: a replay shows the order's current state.
+    assert replay.json()["id"] == first.json()["id"]
+    assert replay.json()["status"] == "picked_up"
+    assert replay.json()["version"] == first.json()["version"] + 1
     assert db.query(OrderEvent).filter_by(order_id=order.id, type="order.accepted").count() == 1
 
 

@@ -18,7 +18,14 @@ def test_housekeeping_removes_long_expired_sessions_and_old_keys(db: Session) ->
     old_id = int(old_refresh.split(".")[0])
     db.add(Device(user_id=user.id, session_id=old_id, token="ab" * 32))
     db.add(
-        IdempotencyKey(user_id=user.id, key="k", method="POST", path="/v1/orders", request_hash="h")
+        IdempotencyKey(
+            user_id=user.id,
+            key="k",
+            method="POST",
+            path="/v1/orders",
+            request_hash="h",
+            status_code=201,
+        )
     )
     db.add(
         IdempotencyKey(
@@ -27,6 +34,7 @@ def test_housekeeping_removes_long_expired_sessions_and_old_keys(db: Session) ->
             method="POST",
             path="/v1/orders",
             request_hash="h",
+            status_code=201,
             created_at=utcnow() - timedelta(hours=30),
         )
     )

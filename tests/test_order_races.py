@@ -143,3 +143,19 @@ def test_admin_and_couriers_racing_on_one_order_leave_a_consistent_trail(
         status = event.to_status or status
     committed.expire_all()
     assert committed.get(Order, order.id).status == status  # type: ignore[union-attr]
+
+
+def test_one_courier_taking_many_orders_with_keys_never_deadlocks(
+    committed: Session, live_server: str
+) -> None:
+    store = make_store(committed)
+    courier = make_user(committed, capacity_boxes=8)
+    orders = [make_order(committed, store=store, boxes_count=3) for _ in range(10)]
+    headers = auth_headers(committed, courier)
+    calls = [
+        post(live_server, f"/v1/orders/{o.id}/claim", {**headers, "Idempotency-Key": f"c-{o.id}"})
+        for o in orders
+    ]
+    responses = together(calls)
+    codes = Counter(r.status_code for r in responses)
+    assert codes == {200: 2, 409: 8}, [r.text for r in responses]

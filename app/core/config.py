@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # Frames buffered for one slow client before its stream is closed (it resumes by replay).
     sse_queue_max: int = 2000
 
+    # How long a request waits for a concurrent one holding the same Idempotency-Key to finish
+    # before it answers 409 idempotency_in_progress (Postgres; SQLite queues on busy_timeout).
+    idempotency_wait_seconds: float = 5.0
+
     log_level: str = "INFO"
 
     @model_validator(mode="before")

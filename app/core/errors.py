@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.logging import request_id_var
@@ -83,6 +83,16 @@ class IdempotencyInProgress(Conflict):
     code, title = "idempotency_in_progress", "A request with this key is in progress"
 
 
+class TransactionConflict(Conflict):
+    code, title = "transaction_conflict", "Concurrent requests collided"
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(
+            detail or "Another request changed the same data at the same moment; retry",
+            headers={"Retry-After": "1"},
+        )
+
+
 class InvalidInput(ZarizError):
     status, code, title = 422, "validation_error", "Invalid input"
 
@@ -99,6 +109,20 @@ class RateLimited(ZarizError):
             f"Too many attempts; retry in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )
+
+
+# SQLSTATEs of a transaction that lost a race for rows (the database chose it as the victim), not
+# of a database that is down: retrying can succeed at once, so they are never "unavailable".
+LOCK_CONFLICTS = {
+    "40001": "serialization_failure",
+    "40P01": "deadlock_detected",
+    "55P03": "lock_not_available",
+}
+
+
+def lock_conflict(exc: DBAPIError) -> str | None:
+    """The name of the lock conflict exc reports, or None for any other database error."""
+    return LOCK_CONFLICTS.get(str(getattr(exc.orig, "sqlstate", None)))
 
 
 HTTP_CODES = {
@@ -168,6 +192,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        conflict = lock_conflict(exc)
+        if conflict is not None:
+            # Reached only where no service retried the transaction (or its retries ran out).
+            log.warning("lock conflict answered 409: %s", conflict)
+            lost = TransactionConflict()
+            return problem(lost.status, lost.code, lost.title, lost.detail, headers=lost.headers)
         # The database refused or dropped the connection (restart, failover, no free slots):
         # tell clients to retry rather than report a bug.
         log.error("database unavailable: %s", type(exc.orig).__name__)

@@ -21,11 +21,14 @@ def load_of(session: Session, courier_id: int) -> int:
 def lock_and_check_capacity(session: Session, *, courier_id: int, extra_boxes: int) -> None:
     """Raises 409 if taking extra_boxes would overload the courier.
 
-    The courier's row is locked first (FOR UPDATE on Postgres; SQLite already holds its one
-    write lock) so two concurrent takes by one courier are serialised and cannot both pass.
+    The courier's row is locked first (SQLite already holds its one write lock) so two
+    concurrent takes by one courier are serialised and cannot both pass. FOR NO KEY UPDATE, not
+    FOR UPDATE: it still excludes every other take, but not the KEY SHARE lock a foreign-key
+    insert takes on the same row (the request's Idempotency-Key row references the courier), so
+    two keyed takes cannot deadlock, each holding KEY SHARE and wanting the other's to go.
     """
     capacity = session.scalar(
-        select(User.capacity_boxes).where(User.id == courier_id).with_for_update()
+        select(User.capacity_boxes).where(User.id == courier_id).with_for_update(key_share=True)
     )
     if capacity is None:
         raise NotFound("Courier not found")

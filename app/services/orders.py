@@ -20,6 +20,7 @@ from app.db.base import utcnow
 from app.db.models import (
     FINAL_STATUSES,
     EventType,
+    IdempotencyKey,
     Order,
     OrderEvent,
     OrderStatus,
@@ -101,7 +102,13 @@ def _store_for_create(session: Session, principal: Principal, store_id: int | No
     return store
 
 
-def create_order(session: Session, *, principal: Principal, data: OrderCreate) -> Order:
+def create_order(
+    session: Session,
+    *,
+    principal: Principal,
+    data: OrderCreate,
+    idempotency_key: IdempotencyKey | None = None,
+) -> Order:
     store = _store_for_create(session, principal, data.store_id)
     multiplier, total = price_for(data.boxes_count)
     order = Order(
@@ -134,6 +141,8 @@ def create_order(session: Session, *, principal: Principal, data: OrderCreate) -
         prev_courier_id=None,
         was_in_pool=False,
     )
+    if idempotency_key is not None:
+        idempotency_key.order_id = order.id  # the key commits with the order it produced
     session.commit()
     return order
 

@@ -90,9 +90,10 @@ FiltersDep = Annotated[OrderFilters, Depends(order_filters)]
 def create_order(
     body: OrderCreate, principal: StoreOrAdmin, session: SessionDep, idem: IdempotencyDep
 ) -> Response:
-    return idem.order(
-        lambda: orders_service.create_order(session, principal=principal, data=body),
-        status_code=201,
+    return idem.create(
+        lambda key: orders_service.create_order(
+            session, principal=principal, data=body, idempotency_key=key
+        )
     )
 
 

@@ -1,8 +1,8 @@
-"""Stored results of requests sent with an Idempotency-Key, replayed on repeats for 24 h."""
+"""Requests sent with an Idempotency-Key: the order each produced, replayed on repeats for 24 h."""
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigId, IdMixin, UTCDateTime, utcnow
@@ -17,7 +17,8 @@ class IdempotencyKey(IdMixin, Base):
     method: Mapped[str] = mapped_column(String(8))
     path: Mapped[str] = mapped_column(String(300))
     request_hash: Mapped[str] = mapped_column(String(64))
-    # Null while the first request is still running.
-    status_code: Mapped[int | None] = mapped_column()
-    response_body: Mapped[str | None] = mapped_column(Text)
+    # Set before the transaction that inserts the key commits: a committed key always names its
+    # order. Null only on keys written before migration 0005 whose outcome was never recorded.
+    order_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("orders.id"))
+    status_code: Mapped[int] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
