@@ -157,5 +157,28 @@ def test_one_courier_taking_many_orders_with_keys_never_deadlocks(
         for o in orders
     ]
     responses = together(calls)
+    # Each key row takes KEY SHARE on the courier's row; the capacity check's FOR NO KEY UPDATE
+    # does not wait for it, so no two claims deadlock (which used to surface as 503).
     codes = Counter(r.status_code for r in responses)
     assert codes == {200: 2, 409: 8}, [r.text for r in responses]
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"capacity_exceeded"}
+
+
+def test_concurrent_duplicates_of_one_keyed_claim_run_it_once_and_replay_it(
+    committed: Session, live_server: str
+) -> None:
+    order = make_order(committed, store=make_store(committed))
+    courier = make_user(committed)
+    headers = {**auth_headers(committed, courier), "Idempotency-Key": "claim-once"}
+    responses = together([post(live_server, f"/v1/orders/{order.id}/claim", headers)] * 8)
+    assert {r.status_code for r in responses} == {200}, [r.text for r in responses]
+    # One ran the claim; the others waited on the key's unique index and replayed it.
+    replayed = Counter(r.headers.get("idempotent-replayed") for r in responses)
+    assert replayed == {None: 1, "true": 7}
+    assert {r.json()["courier_id"] for r in responses} == {courier.id}
+    accepted = committed.scalar(
+        select(func.count())
+        .select_from(OrderEvent)
+        .where(OrderEvent.order_id == order.id, OrderEvent.type == "order.accepted")
+    )
+    assert accepted == 1
