@@ -122,6 +122,7 @@ def login(
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.is_active:
         raise AccountInactive(f"Account is {user.status}")
+    _ensure_has_active_store(session, user)
     ratelimit.reset_login_failures(identifier=limit_key)
     user.last_login_at = utcnow()
     session.add(user)
@@ -129,6 +130,13 @@ def login(
     session.commit()
     log.info("login", extra={"user_id": user.id})
     return tokens
+
+
+def _ensure_has_active_store(session: Session, user: User) -> None:
+    # A store account acts only for its stores: once none of them is active it can do nothing,
+    # and says so (403) rather than sign in to an empty scope.
+    if user.role == Role.STORE and not store_ids_of(session, user):
+        raise AccountInactive("Every store of this account is suspended or offboarded")
 
 
 def _revoke_family(session: Session, family_id: int) -> None:
@@ -159,6 +167,7 @@ def refresh(session: Session, *, refresh_token: str, user_agent: str | None) -> 
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("Account is not active")
+    _ensure_has_active_store(session, user)
     tokens = _issue(session, user=user, family_id=family_id, user_agent=user_agent)
     new_id, _ = parse_refresh_token(tokens.refresh_token)
     # WHERE repeats "not yet rotated" so two concurrent refreshes cannot both rotate one token.
@@ -248,6 +257,8 @@ def authenticate(session: Session, token: str) -> Principal:
     if not user.is_active:
         raise Unauthorized("Account is not active")
     store_ids = tuple(store_ids_of(session, user))
+    if user.role == Role.STORE and not store_ids:
+        raise AccountInactive("Every store of this account is suspended or offboarded")
     # End the read transaction here: the request may do slow work next, and on SQLite an open
     # transaction holds the write lock (expire_on_commit is off, so the user stays loaded).
     session.commit()

@@ -8,7 +8,15 @@ from app.core.errors import DuplicateValue, InvalidInput
 from app.core.security import hash_password, normalize_email, normalize_phone
 from app.db.base import utcnow
 from app.db.errors import violated_constraint
-from app.db.models import Role, StoreMembership, User, UserSession, UserStatus
+from app.db.models import (
+    Role,
+    Store,
+    StoreMembership,
+    StoreStatus,
+    User,
+    UserSession,
+    UserStatus,
+)
 
 CONTACT_CONSTRAINTS = {
     "users_email_live_key": "A user with this email already exists",
@@ -85,12 +93,18 @@ def new_user(
 
 
 def store_ids_of(session: Session, user: User) -> list[int]:
+    """The active stores the user acts for: a suspended or offboarded store grants nothing."""
     if user.role != Role.STORE:
         return []
     return list(
         session.scalars(
             select(StoreMembership.store_id)
-            .where(StoreMembership.user_id == user.id)
+            .join(Store, Store.id == StoreMembership.store_id)
+            .where(
+                StoreMembership.user_id == user.id,
+                Store.status == StoreStatus.ACTIVE,
+                Store.deleted_at.is_(None),
+            )
             .order_by(StoreMembership.store_id)
         )
     )
