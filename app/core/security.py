@@ -87,6 +87,8 @@ def create_access_token(
     role: str,
     session_id: int,
     store_ids: list[int],
+    name: str | None = None,
+    email: str | None = None,
     settings: Settings | None = None,
 ) -> str:
     s = settings or get_settings()
@@ -104,6 +106,12 @@ def create_access_token(
     }
     if role == "store":
         claims["store_ids"] = store_ids
+    # The user's own name and email, for the client to show who is signed in (OIDC's claim
+    # names). Display only: authorization reads the user from the database, never these.
+    if name:
+        claims["name"] = name
+    if email:
+        claims["email"] = email
     return jwt.encode(claims, s.jwt_secret, algorithm=s.jwt_algorithm)
 
 

@@ -86,7 +86,12 @@ def _issue(
         row.family_id = row.id
     store_ids = store_ids_of(session, user)
     access = create_access_token(
-        user_id=user.id, role=user.role, session_id=row.id, store_ids=store_ids
+        user_id=user.id,
+        role=user.role,
+        session_id=row.id,
+        store_ids=store_ids,
+        name=user.name,
+        email=user.email,
     )
     return IssuedTokens(
         access_token=access,
