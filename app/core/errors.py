@@ -101,6 +101,16 @@ class RateLimited(ZarizError):
         )
 
 
+class ServerBusy(ZarizError):
+    status, code, title = 503, "server_busy", "Server busy"
+
+    def __init__(self, retry_after: int):
+        super().__init__(
+            f"Too many sign-ins at once; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",

@@ -9,7 +9,14 @@ from sqlalchemy.orm import Session
 
 from app.core import ratelimit
 from app.core.config import get_settings
-from app.core.errors import AccountInactive, SignupDisabled, Unauthorized, WrongPassword
+from app.core.errors import (
+    AccountInactive,
+    DuplicateValue,
+    InvalidInput,
+    SignupDisabled,
+    Unauthorized,
+    WrongPassword,
+)
 from app.core.security import (
     create_access_token,
     decode_access_token,
@@ -26,7 +33,7 @@ from app.core.security import (
 )
 from app.db.base import utcnow
 from app.db.models import Device, Role, User, UserSession, UserStatus
-from app.services.users import new_user, revoke_sessions, store_ids_of
+from app.services.users import clean_contacts, new_user, revoke_sessions, store_ids_of
 
 log = logging.getLogger("zariz.auth")
 
@@ -117,18 +124,18 @@ def login(
     session: Session, *, identifier: str, password: str, client: str, user_agent: str | None
 ) -> IssuedTokens:
     limit_key = _limit_key(identifier)
-    ratelimit.check_login_allowed(identifier=limit_key, client=client)
+    # Counted before the password is checked, so concurrent guesses cannot all pass one check.
+    ratelimit.login_attempt(identifier=limit_key, client=client)
     user = find_user_by_identifier(session, identifier)
     # End the read before the slow hash: on SQLite every transaction holds the write lock.
     session.commit()
     if not verify_password(password, user.password_hash if user else None) or user is None:
-        ratelimit.record_login_failure(identifier=limit_key, client=client)
         log.info("login failed")
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.is_active:
         raise AccountInactive(f"Account is {user.status}")
     _ensure_has_active_store(session, user)
-    ratelimit.reset_login_failures(identifier=limit_key)
+    ratelimit.login_succeeded(identifier=limit_key, client=client)
     user.last_login_at = utcnow()
     session.add(user)
     tokens = _issue(session, user=user, family_id=None, user_agent=user_agent)
@@ -213,28 +220,63 @@ def logout(session: Session, *, refresh_token: str) -> None:
     session.commit()
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What a sign-up answers, the same whether or not its email or phone was already taken."""
+
+    name: str
+    email: str | None
+    phone: str | None
+
+
 def register(
-    session: Session, *, name: str, email: str | None, phone: str | None, password: str
-) -> User:
+    session: Session,
+    *,
+    name: str,
+    email: str | None,
+    phone: str | None,
+    password: str,
+    client: str,
+) -> Registration:
     if not get_settings().self_signup:
         raise SignupDisabled("Self sign-up is disabled; ask an admin for an account")
-    user = new_user(
-        session,
-        role=Role.COURIER,
-        name=name,
-        email=email,
-        phone=phone,
-        password=password,
-        status=UserStatus.PENDING,
-        capacity_boxes=get_settings().default_capacity_boxes,
-    )
-    session.commit()
-    return user
+    ratelimit.register_attempt(client=client)
+    email, phone = clean_contacts(email, phone)
+    if email is None and phone is None:
+        raise InvalidInput("an email or a phone is required")
+    # Hashed first, whatever happens next: a taken identifier costs the same time as a new one,
+    # and no transaction is open through the slow hash.
+    password_hash = hash_password(password)
+    try:
+        new_user(
+            session,
+            role=Role.COURIER,
+            name=name,
+            email=email,
+            phone=phone,
+            password=password,
+            password_hash=password_hash,
+            status=UserStatus.PENDING,
+            capacity_boxes=get_settings().default_capacity_boxes,
+        )
+        session.commit()
+    except DuplicateValue:
+        # The existing account is left alone and the caller learns nothing about it: the answer
+        # is the one a new sign-up gets (an admin approves pending couriers anyway).
+        session.rollback()
+        log.info("sign-up with an email or phone already in use")
+    return Registration(name=name, email=email, phone=phone)
 
 
 def change_password(
-    session: Session, *, principal: Principal, current_password: str, new_password: str
+    session: Session,
+    *,
+    principal: Principal,
+    current_password: str,
+    new_password: str,
+    client: str,
 ) -> None:
+    ratelimit.password_attempt(user_id=principal.user.id, client=client)
     user = principal.user
     if not verify_password(current_password, user.password_hash):
         raise WrongPassword("Current password is wrong")

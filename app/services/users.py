@@ -71,8 +71,10 @@ def new_user(
     password: str,
     status: UserStatus = UserStatus.ACTIVE,
     capacity_boxes: int | None = None,
+    password_hash: str | None = None,
 ) -> User:
-    """Adds (and flushes) a user; the caller commits."""
+    """Adds (and flushes) a user; the caller commits. password_hash: password already hashed
+    (outside any transaction, so no database lock is held through the slow hash)."""
     email, phone = clean_contacts(email, phone)
     if email is None and phone is None:
         raise InvalidInput("an email or a phone is required")
@@ -83,7 +85,7 @@ def new_user(
         name=name,
         email=email,
         phone=phone,
-        password_hash=hash_password(password),
+        password_hash=password_hash or hash_password(password),
     )
     if capacity_boxes is not None:
         user.capacity_boxes = capacity_boxes
