@@ -2,16 +2,29 @@
 
 import logging
 import os
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from limits import parse_many
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.db.models import Role, User, UserStatus
+from app.db.base import utcnow
+from app.db.models import Role, User, UserSession, UserStatus
 from tests.builders import PASSWORD, auth_headers, make_store, make_store_user, make_user
+
+
+def rotated_long_ago(db: Session, successor_refresh_token: str) -> None:
+    """Moves a rotation (the successor row's creation) back past the reuse window."""
+    successor_id = int(successor_refresh_token.split(".")[0])
+    db.execute(
+        update(UserSession)
+        .where(UserSession.id == successor_id)
+        .values(created_at=utcnow() - timedelta(minutes=10))
+    )
+    db.commit()
 
 
 def per_minute(settings: Settings) -> int:
@@ -177,6 +190,9 @@ class TestRefresh:
         second = client.post(
             "/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
         ).json()
+        # Reuse after the reuse window (within it the token rotates again, see
+        # tests/test_refresh_reuse.py): as if the rotation had happened a minute ago.
+        rotated_long_ago(db, second["refresh_token"])
         reuse = client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
         assert reuse.status_code == 401
         # The thief's replay killed the legitimate newer token and its access token too.

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     jwt_audience: str = "zariz-api"
     access_token_ttl: int = 15 * 60
     refresh_token_ttl: int = 14 * 24 * 3600
+    # A refresh token presented again this soon after its rotation (two tabs, a retried request)
+    # rotates again instead of being treated as stolen; later, reuse revokes the family. 0: off.
+    refresh_reuse_window_seconds: float = 30.0
 
     dispatch_mode: DispatchMode = DispatchMode.OPEN
     self_signup: bool = True

@@ -167,12 +167,32 @@ def _session_for_refresh_token(session: Session, refresh_token: str) -> UserSess
     return row
 
 
-def refresh(session: Session, *, refresh_token: str, user_agent: str | None) -> IssuedTokens:
+def _rotated_within_reuse_window(session: Session, row: UserSession) -> bool:
+    """Whether the token was rotated so recently that presenting it again is a race, not theft.
+
+    Two tabs refreshing at once, or a retry after a lost response, present one token twice;
+    within REFRESH_REUSE_WINDOW_SECONDS of its first rotation (as Auth0's reuse interval and
+    Okta's grace period) it rotates again instead of revoking the family.
+    """
+    window = get_settings().refresh_reuse_window_seconds
+    if row.replaced_by_id is None or window <= 0:
+        return False
+    # The successor row was inserted by the first rotation: its created_at is when that was.
+    rotated_at = session.scalar(
+        select(UserSession.created_at).where(UserSession.id == row.replaced_by_id)
+    )
+    return rotated_at is not None and rotated_at > utcnow() - timedelta(seconds=window)
+
+
+def refresh(
+    session: Session, *, refresh_token: str, user_agent: str | None, _retried: bool = False
+) -> IssuedTokens:
     row = _session_for_refresh_token(session, refresh_token)
     family_id = row.family_id or row.id
     if row.revoked_at is not None:
         raise Unauthorized("Session has ended")
-    if row.replaced_by_id is not None:
+    again = row.replaced_by_id is not None
+    if again and not _rotated_within_reuse_window(session, row):
         _reuse_detected(session, family_id=family_id, user_id=row.user_id)
     if row.expires_at <= utcnow():
         raise Unauthorized("Refresh token expired")
@@ -182,19 +202,22 @@ def refresh(session: Session, *, refresh_token: str, user_agent: str | None) -> 
     _ensure_has_active_store(session, user)
     tokens = _issue(session, user=user, family_id=family_id, user_agent=user_agent)
     new_id, _ = parse_refresh_token(tokens.refresh_token)
-    # WHERE repeats "not yet rotated" so two concurrent refreshes cannot both rotate one token.
-    rotated = session.execute(
-        update(UserSession)
-        .where(
-            UserSession.id == row.id,
-            UserSession.replaced_by_id.is_(None),
-            UserSession.revoked_at.is_(None),
-        )
-        .values(replaced_by_id=new_id)
-    )
-    if rotated.rowcount != 1:  # type: ignore[attr-defined]
+    query = update(UserSession).where(UserSession.id == row.id, UserSession.revoked_at.is_(None))
+    if again:
+        # A second rotation of a token in its reuse window: a sibling in the same family. The
+        # token keeps its first successor, so reusing it cannot stretch its window; the WHERE
+        # repeats "not revoked" so a logout that landed meanwhile wins.
+        query = query.values(replaced_by_id=UserSession.replaced_by_id)
+    else:
+        # WHERE repeats "not yet rotated" so two concurrent refreshes cannot both rotate it.
+        query = query.where(UserSession.replaced_by_id.is_(None)).values(replaced_by_id=new_id)
+    if session.execute(query).rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
-        _reuse_detected(session, family_id=family_id, user_id=row.user_id)
+        if _retried:
+            _reuse_detected(session, family_id=family_id, user_id=row.user_id)
+        # A concurrent refresh of the same token rotated it first: look again, now that its
+        # rotation is committed (within the window this one rotates it a second time).
+        return refresh(session, refresh_token=refresh_token, user_agent=user_agent, _retried=True)
     session.commit()
     return tokens
 
