@@ -118,7 +118,7 @@ def register_attempt(*, client: str) -> None:
         _hit(limiter, get_settings().register_limit_per_client, "register", client)
 
 
-def password_attempt(*, user_id: int, client: str) -> None:
+def password_attempt(*, user_id: int) -> None:
     """Counts an attempt at the current password (a stolen access token must not guess it)."""
     with _atomic() as limiter:
         _hit(limiter, get_settings().password_change_limit_per_user, "password", str(user_id))

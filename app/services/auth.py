@@ -297,9 +297,8 @@ def change_password(
     principal: Principal,
     current_password: str,
     new_password: str,
-    client: str,
 ) -> None:
-    ratelimit.password_attempt(user_id=principal.user.id, client=client)
+    ratelimit.password_attempt(user_id=principal.user.id)
     user = principal.user
     if not verify_password(current_password, user.password_hash):
         raise WrongPassword("Current password is wrong")

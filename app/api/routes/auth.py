@@ -109,14 +109,11 @@ def register(body: RegisterRequest, session: SessionDep, client: ClientAddress) 
 
 
 @router.post("/password", responses=responses(401, 403, 422, 429, 503))
-def change_password(
-    body: PasswordChangeRequest, principal: CurrentUser, session: SessionDep, client: ClientAddress
-) -> Ok:
+def change_password(body: PasswordChangeRequest, principal: CurrentUser, session: SessionDep) -> Ok:
     auth_service.change_password(
         session,
         principal=principal,
         current_password=body.current_password,
         new_password=body.new_password,
-        client=client,
     )
     return Ok()
