@@ -1,6 +1,7 @@
 """Logging in, refresh-token rotation with reuse detection, logout, sign-up and password change."""
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,7 +33,7 @@ from app.core.security import (
     verify_password,
 )
 from app.db.base import utcnow
-from app.db.models import Device, Role, User, UserSession, UserStatus
+from app.db.models import Device, Role, StoreMembership, User, UserSession, UserStatus
 from app.services.users import clean_contacts, new_user, revoke_sessions, store_ids_of
 
 log = logging.getLogger("zariz.auth")
@@ -144,10 +145,21 @@ def login(
     return tokens
 
 
-def _ensure_has_active_store(session: Session, user: User) -> None:
-    # A store account acts only for its stores: once none of them is active it can do nothing,
-    # and says so (403) rather than sign in to an empty scope.
-    if user.role == Role.STORE and not store_ids_of(session, user):
+def _ensure_has_active_store(
+    session: Session, user: User, store_ids: Sequence[int] | None = None
+) -> None:
+    """A store account acts only for its stores: once every one of them is suspended or
+    offboarded it can do nothing, and says so (403) rather than sign in to an empty scope."""
+    if user.role != Role.STORE:
+        return
+    if store_ids is None:
+        store_ids = store_ids_of(session, user)
+    if store_ids:
+        return
+    has_store = session.scalar(
+        select(StoreMembership.id).where(StoreMembership.user_id == user.id).limit(1)
+    )
+    if has_store is not None:
         raise AccountInactive("Every store of this account is suspended or offboarded")
 
 
@@ -326,8 +338,7 @@ def authenticate(session: Session, token: str) -> Principal:
     if not user.is_active:
         raise Unauthorized("Account is not active")
     store_ids = tuple(store_ids_of(session, user))
-    if user.role == Role.STORE and not store_ids:
-        raise AccountInactive("Every store of this account is suspended or offboarded")
+    _ensure_has_active_store(session, user, store_ids)
     # End the read transaction here: the request may do slow work next, and on SQLite an open
     # transaction holds the write lock (expire_on_commit is off, so the user stays loaded).
     session.commit()
