@@ -18,6 +18,7 @@ from app.api.routes import (
     orders,
     stores,
 )
+from app.core import ratelimit
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -36,6 +37,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Sync endpoints run in this threadpool; the engine's pool is sized to match it, so a
     # request thread never waits for a database connection another thread could release.
     to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+    # Built here, before any request: concurrent first logins raced to build it (500s on Redis).
+    ratelimit.init()
     # PUSH_WORKER=inline: the push worker is a thread of this process (SQLite, `make run`).
     push_worker = start_inline(settings, get_engine())
     try:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.db.models import Role, UserSession
-from tests.builders import auth_headers, login_tokens, make_user
+from tests.builders import PASSWORD, auth_headers, login_tokens, make_user
 
 
 def _claims(
@@ -148,3 +148,40 @@ def test_suspending_a_courier_locks_them_out_at_once(client: TestClient, db: Ses
     assert response.status_code == 200
     assert response.json()["status"] == "suspended"
     assert client.get("/v1/auth/me", headers=courier_headers).status_code == 401
+
+
+def test_access_token_carries_the_users_name_and_email_for_display(
+    client: TestClient, db: Session
+) -> None:
+    user = make_user(db, name="Dana Dispatcher", email="dana@example.com", role=Role.ADMIN)
+    response = client.post(
+        "/v1/auth/login_password", json={"identifier": "dana@example.com", "password": PASSWORD}
+    )
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert claims["name"] == "Dana Dispatcher"
+    assert claims["email"] == "dana@example.com"
+    assert claims["sub"] == str(user.id)
+
+
+def test_a_phone_only_user_gets_a_name_claim_and_no_email_claim(db: Session) -> None:
+    user = make_user(db, name="Yossi", email="", phone="+972501112233")
+    access, _ = login_tokens(db, user)
+    claims = jwt.decode(access, options={"verify_signature": False})
+    assert claims["name"] == "Yossi"
+    assert "email" not in claims
+
+
+def test_name_and_email_claims_grant_nothing(
+    client: TestClient, db: Session, settings: Settings, live: tuple[int, int]
+) -> None:
+    admin = make_user(db, role=Role.ADMIN, email="boss@example.com")
+    token = jwt.encode(
+        _claims(settings, *live, name=admin.name, email=admin.email, role="admin"),
+        settings.jwt_secret,
+        algorithm="HS256",
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/v1/admin/couriers", headers=headers).status_code == 403
+    me = client.get("/v1/auth/me", headers=headers).json()
+    assert me["id"] == live[0]
+    assert me["email"] != "boss@example.com"

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     jwt_audience: str = "zariz-api"
     access_token_ttl: int = 15 * 60
     refresh_token_ttl: int = 14 * 24 * 3600
+    # A refresh token presented again this soon after its rotation (two tabs, a retried request)
+    # rotates again instead of being treated as stolen; later, reuse revokes the family. 0: off.
+    refresh_reuse_window_seconds: float = 30.0
 
     dispatch_mode: DispatchMode = DispatchMode.OPEN
     self_signup: bool = True
@@ -57,10 +60,24 @@ class Settings(BaseSettings):
     argon2_time_cost: int = 3
     argon2_memory_cost: int = 65536
     argon2_parallelism: int = 4
+    # Password hashes (and verifies) running at once in one process, each holding
+    # ARGON2_MEMORY_COST; a request waits this long for a slot, then gets 503 server_busy.
+    password_hash_concurrency: int = 2
+    password_hash_wait_seconds: float = 5.0
 
     rate_limit_storage: str = "memory://"
-    login_limit_per_identifier: str = "5/minute"
+    # Login attempts, each counted before its password is checked (`limits` notation, several
+    # windows separated by ";"). Per account and client address: a user's own typos; cleared by
+    # a successful login.
+    login_limit_per_identifier_client: str = "10/minute;50/hour"
+    # Per client address, whatever the account: one address spraying many accounts.
     login_limit_per_client: str = "30/minute"
+    # Per account from all addresses it has not signed in from before: distributed guessing.
+    login_limit_per_identifier: str = "20/minute;100/hour"
+    # An address the account signed in from within this many days skips the per-account limit.
+    login_familiar_days: int = 30
+    register_limit_per_client: str = "10/hour"
+    password_change_limit_per_user: str = "5/minute;20/hour"  # noqa: S105 (a rate, no secret)
 
     price_tier_boxes: int = 8
     price_tier_amount: int = 35

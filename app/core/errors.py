@@ -111,6 +111,16 @@ class RateLimited(ZarizError):
         )
 
 
+class ServerBusy(ZarizError):
+    status, code, title = 503, "server_busy", "Server busy"
+
+    def __init__(self, retry_after: int):
+        super().__init__(
+            f"Too many sign-ins at once; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 # SQLSTATEs of a transaction that lost a race for rows (the database chose it as the victim), not
 # of a database that is down: retrying can succeed at once, so they are never "unavailable".
 LOCK_CONFLICTS = {

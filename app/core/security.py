@@ -2,9 +2,13 @@
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -15,7 +19,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from app.core.config import Settings, get_settings
-from app.core.errors import Unauthorized
+from app.core.errors import ServerBusy, Unauthorized
 
 
 @lru_cache
@@ -32,21 +36,57 @@ def _hasher() -> PasswordHash:
     )
 
 
+_slots_lock = threading.Lock()
+_slots: threading.BoundedSemaphore | None = None
+
+
+def _hash_slots() -> threading.BoundedSemaphore:
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = threading.BoundedSemaphore(max(1, get_settings().password_hash_concurrency))
+        return _slots
+
+
+def reset_hash_slots() -> None:
+    """Sizes the cap again from the current settings (tests)."""
+    global _slots
+    with _slots_lock:
+        _slots = None
+
+
+@contextmanager
+def _hash_slot() -> Iterator[None]:
+    # Each Argon2id run takes ARGON2_MEMORY_COST (64 MiB) while it lasts: unbounded, anonymous
+    # requests (unknown-user logins, sign-ups) ran dozens at once and grew one process by GiBs.
+    # A request that cannot get a slot soon is told to come back rather than queue without end.
+    s = get_settings()
+    slots = _hash_slots()
+    if not slots.acquire(timeout=s.password_hash_wait_seconds):
+        raise ServerBusy(retry_after=max(1, math.ceil(s.password_hash_wait_seconds)))
+    try:
+        yield
+    finally:
+        slots.release()
+
+
 @lru_cache
 def _dummy_hash() -> str:
     # Verified against when the identifier is unknown, so both paths cost one Argon2id run.
-    return _hasher().hash(secrets.token_urlsafe(16))
+    with _hash_slot():
+        return _hasher().hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+    with _hash_slot():
+        return _hasher().hash(password)
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
-    if password_hash is None:
-        _hasher().verify(password, _dummy_hash())
-        return False
-    return _hasher().verify(password, password_hash)
+    target = password_hash if password_hash is not None else _dummy_hash()
+    with _hash_slot():
+        ok = _hasher().verify(password, target)
+    return ok and password_hash is not None
 
 
 def normalize_email(email: str | None) -> str | None:
@@ -87,6 +127,8 @@ def create_access_token(
     role: str,
     session_id: int,
     store_ids: list[int],
+    name: str | None = None,
+    email: str | None = None,
     settings: Settings | None = None,
 ) -> str:
     s = settings or get_settings()
@@ -104,6 +146,12 @@ def create_access_token(
     }
     if role == "store":
         claims["store_ids"] = store_ids
+    # The user's own name and email, for the client to show who is signed in (OIDC's claim
+    # names). Display only: authorization reads the user from the database, never these.
+    if name:
+        claims["name"] = name
+    if email:
+        claims["email"] = email
     return jwt.encode(claims, s.jwt_secret, algorithm=s.jwt_algorithm)
 
 

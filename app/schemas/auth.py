@@ -26,6 +26,17 @@ class RegisterRequest(BaseModel):
     password: Password
 
 
+class RegistrationRead(BaseModel):
+    """The answer to every accepted sign-up, whether or not the email or phone was taken."""
+
+    status: Literal["pending"] = "pending"
+    role: Literal["courier"] = "courier"
+    name: str
+    email: str | None
+    phone: str | None
+    detail: str = "Thanks for signing up. An admin will review the account before you can sign in."
+
+
 class PasswordChangeRequest(BaseModel):
     current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     new_password: Password

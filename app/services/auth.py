@@ -1,6 +1,7 @@
 """Logging in, refresh-token rotation with reuse detection, logout, sign-up and password change."""
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -9,7 +10,14 @@ from sqlalchemy.orm import Session
 
 from app.core import ratelimit
 from app.core.config import get_settings
-from app.core.errors import AccountInactive, SignupDisabled, Unauthorized, WrongPassword
+from app.core.errors import (
+    AccountInactive,
+    DuplicateValue,
+    InvalidInput,
+    SignupDisabled,
+    Unauthorized,
+    WrongPassword,
+)
 from app.core.security import (
     create_access_token,
     decode_access_token,
@@ -25,8 +33,8 @@ from app.core.security import (
     verify_password,
 )
 from app.db.base import utcnow
-from app.db.models import Device, Role, User, UserSession, UserStatus
-from app.services.users import new_user, revoke_sessions, store_ids_of
+from app.db.models import Device, Role, StoreMembership, User, UserSession, UserStatus
+from app.services.users import clean_contacts, new_user, revoke_sessions, store_ids_of
 
 log = logging.getLogger("zariz.auth")
 
@@ -86,7 +94,12 @@ def _issue(
         row.family_id = row.id
     store_ids = store_ids_of(session, user)
     access = create_access_token(
-        user_id=user.id, role=user.role, session_id=row.id, store_ids=store_ids
+        user_id=user.id,
+        role=user.role,
+        session_id=row.id,
+        store_ids=store_ids,
+        name=user.name,
+        email=user.email,
     )
     return IssuedTokens(
         access_token=access,
@@ -112,23 +125,42 @@ def login(
     session: Session, *, identifier: str, password: str, client: str, user_agent: str | None
 ) -> IssuedTokens:
     limit_key = _limit_key(identifier)
-    ratelimit.check_login_allowed(identifier=limit_key, client=client)
+    # Counted before the password is checked, so concurrent guesses cannot all pass one check.
+    ratelimit.login_attempt(identifier=limit_key, client=client)
     user = find_user_by_identifier(session, identifier)
     # End the read before the slow hash: on SQLite every transaction holds the write lock.
     session.commit()
     if not verify_password(password, user.password_hash if user else None) or user is None:
-        ratelimit.record_login_failure(identifier=limit_key, client=client)
         log.info("login failed")
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.is_active:
         raise AccountInactive(f"Account is {user.status}")
-    ratelimit.reset_login_failures(identifier=limit_key)
+    _ensure_has_active_store(session, user)
+    ratelimit.login_succeeded(identifier=limit_key, client=client)
     user.last_login_at = utcnow()
     session.add(user)
     tokens = _issue(session, user=user, family_id=None, user_agent=user_agent)
     session.commit()
     log.info("login", extra={"user_id": user.id})
     return tokens
+
+
+def _ensure_has_active_store(
+    session: Session, user: User, store_ids: Sequence[int] | None = None
+) -> None:
+    """A store account acts only for its stores: once every one of them is suspended or
+    offboarded it can do nothing, and says so (403) rather than sign in to an empty scope."""
+    if user.role != Role.STORE:
+        return
+    if store_ids is None:
+        store_ids = store_ids_of(session, user)
+    if store_ids:
+        return
+    has_store = session.scalar(
+        select(StoreMembership.id).where(StoreMembership.user_id == user.id).limit(1)
+    )
+    if has_store is not None:
+        raise AccountInactive("Every store of this account is suspended or offboarded")
 
 
 def _revoke_family(session: Session, family_id: int) -> None:
@@ -147,33 +179,57 @@ def _session_for_refresh_token(session: Session, refresh_token: str) -> UserSess
     return row
 
 
-def refresh(session: Session, *, refresh_token: str, user_agent: str | None) -> IssuedTokens:
+def _rotated_within_reuse_window(session: Session, row: UserSession) -> bool:
+    """Whether the token was rotated so recently that presenting it again is a race, not theft.
+
+    Two tabs refreshing at once, or a retry after a lost response, present one token twice;
+    within REFRESH_REUSE_WINDOW_SECONDS of its first rotation (as Auth0's reuse interval and
+    Okta's grace period) it rotates again instead of revoking the family.
+    """
+    window = get_settings().refresh_reuse_window_seconds
+    if row.replaced_by_id is None or window <= 0:
+        return False
+    # The successor row was inserted by the first rotation: its created_at is when that was.
+    rotated_at = session.scalar(
+        select(UserSession.created_at).where(UserSession.id == row.replaced_by_id)
+    )
+    return rotated_at is not None and rotated_at > utcnow() - timedelta(seconds=window)
+
+
+def refresh(
+    session: Session, *, refresh_token: str, user_agent: str | None, _retried: bool = False
+) -> IssuedTokens:
     row = _session_for_refresh_token(session, refresh_token)
     family_id = row.family_id or row.id
     if row.revoked_at is not None:
         raise Unauthorized("Session has ended")
-    if row.replaced_by_id is not None:
+    again = row.replaced_by_id is not None
+    if again and not _rotated_within_reuse_window(session, row):
         _reuse_detected(session, family_id=family_id, user_id=row.user_id)
     if row.expires_at <= utcnow():
         raise Unauthorized("Refresh token expired")
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("Account is not active")
+    _ensure_has_active_store(session, user)
     tokens = _issue(session, user=user, family_id=family_id, user_agent=user_agent)
     new_id, _ = parse_refresh_token(tokens.refresh_token)
-    # WHERE repeats "not yet rotated" so two concurrent refreshes cannot both rotate one token.
-    rotated = session.execute(
-        update(UserSession)
-        .where(
-            UserSession.id == row.id,
-            UserSession.replaced_by_id.is_(None),
-            UserSession.revoked_at.is_(None),
-        )
-        .values(replaced_by_id=new_id)
-    )
-    if rotated.rowcount != 1:  # type: ignore[attr-defined]
+    query = update(UserSession).where(UserSession.id == row.id, UserSession.revoked_at.is_(None))
+    if again:
+        # A second rotation of a token in its reuse window: a sibling in the same family. The
+        # token keeps its first successor, so reusing it cannot stretch its window; the WHERE
+        # repeats "not revoked" so a logout that landed meanwhile wins.
+        query = query.values(replaced_by_id=UserSession.replaced_by_id)
+    else:
+        # WHERE repeats "not yet rotated" so two concurrent refreshes cannot both rotate it.
+        query = query.where(UserSession.replaced_by_id.is_(None)).values(replaced_by_id=new_id)
+    if session.execute(query).rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
-        _reuse_detected(session, family_id=family_id, user_id=row.user_id)
+        if _retried:
+            _reuse_detected(session, family_id=family_id, user_id=row.user_id)
+        # A concurrent refresh of the same token rotated it first: look again, now that its
+        # rotation is committed (within the window this one rotates it a second time).
+        return refresh(session, refresh_token=refresh_token, user_agent=user_agent, _retried=True)
     session.commit()
     return tokens
 
@@ -199,28 +255,62 @@ def logout(session: Session, *, refresh_token: str) -> None:
     session.commit()
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What a sign-up answers, the same whether or not its email or phone was already taken."""
+
+    name: str
+    email: str | None
+    phone: str | None
+
+
 def register(
-    session: Session, *, name: str, email: str | None, phone: str | None, password: str
-) -> User:
+    session: Session,
+    *,
+    name: str,
+    email: str | None,
+    phone: str | None,
+    password: str,
+    client: str,
+) -> Registration:
     if not get_settings().self_signup:
         raise SignupDisabled("Self sign-up is disabled; ask an admin for an account")
-    user = new_user(
-        session,
-        role=Role.COURIER,
-        name=name,
-        email=email,
-        phone=phone,
-        password=password,
-        status=UserStatus.PENDING,
-        capacity_boxes=get_settings().default_capacity_boxes,
-    )
-    session.commit()
-    return user
+    ratelimit.register_attempt(client=client)
+    email, phone = clean_contacts(email, phone)
+    if email is None and phone is None:
+        raise InvalidInput("an email or a phone is required")
+    # Hashed first, whatever happens next: a taken identifier costs the same time as a new one,
+    # and no transaction is open through the slow hash.
+    password_hash = hash_password(password)
+    try:
+        new_user(
+            session,
+            role=Role.COURIER,
+            name=name,
+            email=email,
+            phone=phone,
+            password=password,
+            password_hash=password_hash,
+            status=UserStatus.PENDING,
+            capacity_boxes=get_settings().default_capacity_boxes,
+        )
+        session.commit()
+    except DuplicateValue:
+        # The existing account is left alone and the caller learns nothing about it: the answer
+        # is the one a new sign-up gets (an admin approves pending couriers anyway).
+        session.rollback()
+        log.info("sign-up with an email or phone already in use")
+    return Registration(name=name, email=email, phone=phone)
 
 
 def change_password(
-    session: Session, *, principal: Principal, current_password: str, new_password: str
+    session: Session,
+    *,
+    principal: Principal,
+    current_password: str,
+    new_password: str,
 ) -> None:
+    ratelimit.password_attempt(user_id=principal.user.id)
     user = principal.user
     if not verify_password(current_password, user.password_hash):
         raise WrongPassword("Current password is wrong")
@@ -248,6 +338,7 @@ def authenticate(session: Session, token: str) -> Principal:
     if not user.is_active:
         raise Unauthorized("Account is not active")
     store_ids = tuple(store_ids_of(session, user))
+    _ensure_has_active_store(session, user, store_ids)
     # End the read transaction here: the request may do slow work next, and on SQLite an open
     # transaction holds the write lock (expire_on_commit is off, so the user stays loaded).
     session.commit()

@@ -8,7 +8,16 @@ from typing import Any
 from sqlalchemy import Row, or_, select, text
 from sqlalchemy.orm import Session
 
-from app.db.models import OrderEvent, Role, StoreMembership, User, UserSession, UserStatus
+from app.db.models import (
+    OrderEvent,
+    Role,
+    Store,
+    StoreMembership,
+    StoreStatus,
+    User,
+    UserSession,
+    UserStatus,
+)
 from app.realtime.sequencer import Snapshot
 from app.services.events import events_after, messages
 from app.services.visibility import Viewer
@@ -92,8 +101,13 @@ def lapsed_grants(session: Session, *, grants: Collection[Grant]) -> set[Grant]:
     stores: dict[int, list[int]] = {}
     if store_users:
         for user_id, store_id in session.execute(
-            select(StoreMembership.user_id, StoreMembership.store_id).where(
-                StoreMembership.user_id.in_(store_users)
+            # Only active stores count, as in store_ids_of: suspending one ends its streams.
+            select(StoreMembership.user_id, StoreMembership.store_id)
+            .join(Store, Store.id == StoreMembership.store_id)
+            .where(
+                StoreMembership.user_id.in_(store_users),
+                Store.status == StoreStatus.ACTIVE,
+                Store.deleted_at.is_(None),
             )
         ):
             stores.setdefault(user_id, []).append(store_id)

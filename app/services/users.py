@@ -8,7 +8,15 @@ from app.core.errors import DuplicateValue, InvalidInput
 from app.core.security import hash_password, normalize_email, normalize_phone
 from app.db.base import utcnow
 from app.db.errors import violated_constraint
-from app.db.models import Role, StoreMembership, User, UserSession, UserStatus
+from app.db.models import (
+    Role,
+    Store,
+    StoreMembership,
+    StoreStatus,
+    User,
+    UserSession,
+    UserStatus,
+)
 
 CONTACT_CONSTRAINTS = {
     "users_email_live_key": "A user with this email already exists",
@@ -63,8 +71,10 @@ def new_user(
     password: str,
     status: UserStatus = UserStatus.ACTIVE,
     capacity_boxes: int | None = None,
+    password_hash: str | None = None,
 ) -> User:
-    """Adds (and flushes) a user; the caller commits."""
+    """Adds (and flushes) a user; the caller commits. password_hash: password already hashed
+    (outside any transaction, so no database lock is held through the slow hash)."""
     email, phone = clean_contacts(email, phone)
     if email is None and phone is None:
         raise InvalidInput("an email or a phone is required")
@@ -75,7 +85,7 @@ def new_user(
         name=name,
         email=email,
         phone=phone,
-        password_hash=hash_password(password),
+        password_hash=password_hash or hash_password(password),
     )
     if capacity_boxes is not None:
         user.capacity_boxes = capacity_boxes
@@ -85,12 +95,18 @@ def new_user(
 
 
 def store_ids_of(session: Session, user: User) -> list[int]:
+    """The active stores the user acts for: a suspended or offboarded store grants nothing."""
     if user.role != Role.STORE:
         return []
     return list(
         session.scalars(
             select(StoreMembership.store_id)
-            .where(StoreMembership.user_id == user.id)
+            .join(Store, Store.id == StoreMembership.store_id)
+            .where(
+                StoreMembership.user_id == user.id,
+                Store.status == StoreStatus.ACTIVE,
+                Store.deleted_at.is_(None),
+            )
             .order_by(StoreMembership.store_id)
         )
     )

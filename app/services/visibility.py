@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.core.config import DispatchMode, get_settings
-from app.db.models import OrderEvent, Role, StoreMembership, User, UserStatus
+from app.db.models import OrderEvent, Role, Store, StoreMembership, StoreStatus, User, UserStatus
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,15 @@ def audience_query(event: OrderEvent) -> Select[int]:
     live = and_(User.status == UserStatus.ACTIVE, User.deleted_at.is_(None))
     conditions = [
         User.role == Role.ADMIN,
+        # A suspended or offboarded store's users no longer hear of its orders.
         User.id.in_(
-            select(StoreMembership.user_id).where(StoreMembership.store_id == event.store_id)
+            select(StoreMembership.user_id)
+            .join(Store, Store.id == StoreMembership.store_id)
+            .where(
+                StoreMembership.store_id == event.store_id,
+                Store.status == StoreStatus.ACTIVE,
+                Store.deleted_at.is_(None),
+            )
         ),
         User.id.in_([i for i in (event.courier_id, event.prev_courier_id) if i is not None]),
     ]

@@ -12,6 +12,7 @@ from app.schemas.auth import (
     PasswordChangeRequest,
     RefreshRequest,
     RegisterRequest,
+    RegistrationRead,
     TokenPair,
     UserRead,
 )
@@ -35,7 +36,7 @@ def _pair(tokens: IssuedTokens) -> TokenPair:
     )
 
 
-LOGIN_ERRORS = responses(401, 403, 422, 429)
+LOGIN_ERRORS = responses(401, 403, 422, 429, 503)
 
 
 @router.post("/login", responses=LOGIN_ERRORS)
@@ -90,15 +91,24 @@ def me(principal: CurrentUser) -> UserRead:
     )
 
 
-@router.post("/register", status_code=201, responses=responses(403, 409, 422))
-def register(body: RegisterRequest, session: SessionDep) -> UserRead:
-    user = auth_service.register(
-        session, name=body.name, email=body.email, phone=body.phone, password=body.password
+@router.post("/register", status_code=201, responses=responses(403, 422, 429, 503))
+def register(body: RegisterRequest, session: SessionDep, client: ClientAddress) -> RegistrationRead:
+    """Signs up a courier for an admin to approve. Answers the same (201) whether or not the
+    email or phone is already in use, so sign-up cannot be used to find out who has an account."""
+    registration = auth_service.register(
+        session,
+        name=body.name,
+        email=body.email,
+        phone=body.phone,
+        password=body.password,
+        client=client,
     )
-    return UserRead.model_validate(user)
+    return RegistrationRead(
+        name=registration.name, email=registration.email, phone=registration.phone
+    )
 
 
-@router.post("/password", responses=responses(401, 403, 422))
+@router.post("/password", responses=responses(401, 403, 422, 429, 503))
 def change_password(body: PasswordChangeRequest, principal: CurrentUser, session: SessionDep) -> Ok:
     auth_service.change_password(
         session,
