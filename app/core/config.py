@@ -99,6 +99,20 @@ class Settings(BaseSettings):
     sse_auth_recheck_seconds: float = 5.0
     # Frames buffered for one slow client before its stream is closed (it resumes by replay).
     sse_queue_max: int = 2000
+    # Open streams per user in this process; one more ends that user's oldest stream.
+    sse_max_streams_per_user: int = 5
+
+    # CSV export: more orders than this is 422 export_too_large (narrow the dates); more exports
+    # at once per user (per process) is 429; a client that takes longer than the timeout to
+    # accept one chunk is cut off.
+    export_max_rows: int = 100_000
+    export_max_per_user: int = 2
+    export_send_timeout: float = 60.0
+
+    # APNs devices: enabled devices per user and per session; registering one more disables the
+    # least recently seen.
+    devices_max_per_user: int = 10
+    devices_max_per_session: int = 2
 
     log_level: str = "INFO"
 
