@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 import anyio
@@ -13,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.errors import Forbidden, Unauthorized
-from app.core.security import decode_access_token
 from app.db.models import Role
 from app.db.session import get_sessionmaker
 from app.services import auth as auth_service
@@ -144,7 +142,6 @@ ClientAddress = Annotated[str, Depends(client_address)]
 @dataclass(frozen=True)
 class StreamAuth:
     principal: Principal
-    expires_at: datetime
 
 
 def get_stream_auth(
@@ -159,8 +156,10 @@ def get_stream_auth(
     raw = bearer_token or token
     if not raw:
         raise Unauthorized("Missing bearer token")
-    principal = auth_service.authenticate(session, raw)
-    return StreamAuth(principal=principal, expires_at=decode_access_token(raw).expires_at)
+    # A stream lives as long as its session, not its access token (DESIGN §6): an expired
+    # token whose session is still live opens it too, here and nowhere else.
+    principal = auth_service.authenticate(session, raw, allow_expired=True)
+    return StreamAuth(principal=principal)
 
 
 StreamUser = Annotated[StreamAuth, Depends(get_stream_auth)]
