@@ -21,7 +21,10 @@ from app.services.orders import OrderFilters, filtered, list_orders
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 BOM = "\ufeff"  # Excel opens UTF-8 (Hebrew names included) only with a byte-order mark
-PAGE = 500
+# Rows read per transaction, and bytes per write: what one stalled client holds is about one
+# page plus one chunk in the server's buffer, whatever the size of the export.
+PAGE = 200
+CHUNK = 64 * 1024
 COLUMNS = [
     "id",
     "created_at",
@@ -127,13 +130,13 @@ def plan_export(
 
 def export_page(
     sessions: SessionFactory, *, principal: Principal, filters: OrderFilters, cursor: int
-) -> tuple[str, int | None]:
-    """One page as CSV text, read in a transaction of its own (closed before the text is sent)."""
+) -> tuple[bytes, int | None]:
+    """One page as CSV bytes, read in a transaction of its own (closed before they are sent)."""
     with sessions() as session:
         reads, next_cursor = list_orders(
             session, principal=principal, filters=filters, limit=PAGE, cursor=cursor
         )
-    return _rows([read.model_dump() for read in reads]), next_cursor
+    return _rows([read.model_dump() for read in reads]).encode(), next_cursor
 
 
 async def export_csv(
@@ -154,10 +157,11 @@ async def export_csv(
         # request (sessions stay <= threads, so it never waits for a connection). Both go back
         # before the bytes go out.
         async with page_slots, slots:
-            text, cursor = await anyio.to_thread.run_sync(
+            data, cursor = await anyio.to_thread.run_sync(
                 partial(export_page, sessions, principal=principal, filters=filters, cursor=cursor)
             )
-        yield text.encode()
+        for start in range(0, len(data), CHUNK):
+            yield data[start : start + CHUNK]
 
 
 LEASES = ExportLeases()
