@@ -65,6 +65,6 @@ def test_the_stream_refuses_an_expired_token_whose_session_is_not_live(
         {"headers": {"Authorization": f"Bearer {token}"}},
         {"params": {"token": token}},
     ):
-        response = client.get("/v1/events/sse", **request)  # type: ignore[arg-type]
+        response = client.get("/v1/events/sse", **request)
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
