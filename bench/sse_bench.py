@@ -87,6 +87,8 @@ def configure_environment(database_url: str) -> None:
             "RATE_LIMIT_STORAGE": "memory://",
             "LOGIN_LIMIT_PER_CLIENT": "1000/minute",
             "LOG_LEVEL": "WARNING",
+            # 1,000 streams over 15 logins: the per-user stream cap is not what this measures.
+            "SSE_MAX_STREAMS_PER_USER": "1000",
             # Modest pools: a shared Postgres has other users.
             "THREADPOOL_SIZE": "10",
             "DB_POOL_SIZE": "5",

@@ -3,6 +3,7 @@
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _TMP = Path(tempfile.mkdtemp(prefix="zariz-test-"))
@@ -30,7 +31,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import Connection, Engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from app.api.deps import get_session  # noqa: E402
+from app.api.deps import get_session, get_sessions  # noqa: E402
 from app.cli import alembic_config  # noqa: E402
 from app.core import ratelimit  # noqa: E402
 from app.core.config import Settings, get_settings  # noqa: E402
@@ -131,6 +132,12 @@ def app(db: Session):  # type: ignore[no-untyped-def]
         db.rollback()
 
     application.dependency_overrides[get_session] = same_session
+
+    @contextmanager
+    def same_session_scope() -> Iterator[Session]:
+        yield db  # streamed bodies' short sessions: the test's one, left open
+
+    application.dependency_overrides[get_sessions] = lambda: same_session_scope
     return application
 
 

@@ -1,12 +1,24 @@
 """/v1/devices: register (upsert by token), list and remove; logout detaches a session's devices."""
 
+import threading
+
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.db.models import Device, EventType, PushJob, PushStatus, Role
+from app.db.models import (
+    ApnsEnvironment,
+    Device,
+    EventType,
+    Platform,
+    PushJob,
+    PushStatus,
+    Role,
+    UserSession,
+)
+from app.services import devices as devices_service
 from app.services.auth import Principal
 from app.services.events import record_event
 from tests.builders import auth_headers, login_tokens, make_order, make_store, make_user
@@ -213,3 +225,146 @@ class TestLogout:
         jobs = db.scalars(select(PushJob).where(PushJob.event_id == event.id)).all()
         assert [j.device_id for j in jobs] == [still_in.id]
         assert jobs[0].status == PushStatus.PENDING
+
+
+def tokens(n: int, *, start: int = 0) -> list[str]:
+    return [f"{i:064x}" for i in range(start + 1, start + n + 1)]
+
+
+def enabled_tokens(db: Session, user_id: int) -> set[str]:
+    db.expire_all()
+    return set(
+        db.scalars(
+            select(Device.token).where(Device.user_id == user_id, Device.disabled_at.is_(None))
+        )
+    )
+
+
+class TestCaps:
+    def test_one_device_more_than_the_user_cap_disables_the_least_recently_seen(
+        self, client: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "devices_max_per_user", 3)
+        courier = make_user(db)
+        first, second, third, fourth = tokens(4)
+        for token in (first, second, third):
+            assert register(client, auth_headers(db, courier), token=token).status_code == 200
+        # Seen again: now the most recent, so `second` is the least recently seen.
+        register(client, auth_headers(db, courier), token=first)
+        assert register(client, auth_headers(db, courier), token=fourth).status_code == 200
+        assert enabled_tokens(db, courier.id) == {first, third, fourth}
+        assert device(db, second).session_id is None
+
+    def test_one_device_more_than_the_session_cap_disables_that_sessions_oldest_only(
+        self, client: TestClient, db: Session
+    ) -> None:
+        assert get_settings().devices_max_per_session == 2
+        courier = make_user(db)
+        this_session, other_session = auth_headers(db, courier), auth_headers(db, courier)
+        elsewhere, oldest, newer, newest = tokens(4)
+        register(client, other_session, token=elsewhere)
+        for token in (oldest, newer, newest):
+            assert register(client, this_session, token=token).status_code == 200
+        assert enabled_tokens(db, courier.id) == {elsewhere, newer, newest}
+
+    def test_another_users_devices_are_never_disabled_by_the_cap(
+        self, client: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "devices_max_per_user", 1)
+        courier, other = make_user(db), make_user(db)
+        (mine,) = tokens(1)
+        (theirs,) = tokens(1, start=100)
+        register(client, auth_headers(db, other), token=theirs)
+        register(client, auth_headers(db, courier), token=mine)
+        assert enabled_tokens(db, other.id) == {theirs}
+        assert enabled_tokens(db, courier.id) == {mine}
+
+    @pytest.mark.usefixtures("apns_configured")
+    def test_the_push_audience_of_one_user_stays_within_the_cap(
+        self, client: TestClient, db: Session
+    ) -> None:
+        cap = get_settings().devices_max_per_user
+        courier, admin = make_user(db), make_user(db, role=Role.ADMIN)
+        registered = tokens(3 * cap)
+        for pair in zip(registered[::2], registered[1::2], strict=True):
+            headers = auth_headers(db, courier)  # a new session for every two tokens
+            for token in pair:
+                assert register(client, headers, token=token).status_code == 200
+        assert len(enabled_tokens(db, courier.id)) == cap
+
+        order = make_order(db, store=make_store(db), courier=courier, status="accepted")
+        event = record_event(
+            db,
+            order=order,
+            type=EventType.UPDATED,
+            actor=Principal(user=admin, session_id=0, family_id=0, store_ids=()),
+            from_status="accepted",
+            prev_courier_id=courier.id,
+            was_in_pool=False,
+        )
+        db.commit()
+        jobs = db.scalars(select(PushJob).where(PushJob.event_id == event.id)).all()
+        assert len(jobs) == cap
+
+    @pytest.mark.usefixtures("apns_configured")
+    def test_a_device_disabled_by_the_cap_has_its_waiting_pushes_skipped(
+        self, client: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "devices_max_per_user", 1)
+        courier, admin = make_user(db), make_user(db, role=Role.ADMIN)
+        old, new = tokens(2)
+        register(client, auth_headers(db, courier), token=old)
+        order = make_order(db, store=make_store(db), courier=courier, status="accepted")
+        event = record_event(
+            db,
+            order=order,
+            type=EventType.UPDATED,
+            actor=Principal(user=admin, session_id=0, family_id=0, store_ids=()),
+            from_status="accepted",
+            prev_courier_id=courier.id,
+            was_in_pool=False,
+        )
+        db.commit()
+        register(client, auth_headers(db, courier), token=new)
+        db.expire_all()
+        (job,) = db.scalars(select(PushJob).where(PushJob.event_id == event.id)).all()
+        assert job.status == PushStatus.SKIPPED
+
+
+@pytest.mark.postgres
+def test_concurrent_registrations_of_one_user_never_leave_more_than_the_cap(
+    engine: Engine, committed: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "devices_max_per_user", 3)
+    monkeypatch.setattr(get_settings(), "devices_max_per_session", 100)
+    courier = make_user(committed)
+    login_tokens(committed, courier)
+    session_id = committed.scalar(select(UserSession.id).where(UserSession.user_id == courier.id))
+    assert session_id is not None
+    principal = Principal(user=courier, session_id=session_id, family_id=session_id, store_ids=())
+    registered = tokens(8)
+    barrier = threading.Barrier(len(registered))
+    errors: list[BaseException] = []
+
+    def run(token: str) -> None:
+        with Session(bind=engine, expire_on_commit=False) as session:
+            barrier.wait()
+            try:
+                devices_service.register_device(
+                    session,
+                    principal=principal,
+                    platform=Platform.IOS,
+                    token=token,
+                    environment=ApnsEnvironment.PRODUCTION,
+                    app_version=None,
+                )
+            except BaseException as exc:  # reported below, not lost in the thread
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in registered]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert len(enabled_tokens(committed, courier.id)) == 3

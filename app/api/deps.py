@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 import anyio
@@ -13,13 +12,14 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.errors import Forbidden, Unauthorized
-from app.core.security import decode_access_token
 from app.db.models import Role
 from app.db.session import get_sessionmaker
 from app.services import auth as auth_service
 from app.services.auth import Principal
+from app.services.order_export import SessionFactory
 
 _session_slots: RunVar[anyio.CapacityLimiter] = RunVar("session_slots")
+EXPORT_PAGE_THREADS = 4
 
 
 def session_slots() -> anyio.CapacityLimiter:
@@ -36,6 +36,21 @@ def session_slots() -> anyio.CapacityLimiter:
     except LookupError:
         slots = anyio.CapacityLimiter(get_settings().threadpool_size)
         _session_slots.set(slots)
+        return slots
+
+
+_export_page_slots: RunVar[anyio.CapacityLimiter] = RunVar("export_page_slots")
+
+
+def export_page_slots() -> anyio.CapacityLimiter:
+    """Pages of all CSV exports in this process are read a few at a time: many exports at once
+    queue here for their next page instead of taking every thread and session slot (and, on
+    SQLite, every turn at the database lock) from ordinary requests."""
+    try:
+        return _export_page_slots.get()
+    except LookupError:
+        slots = anyio.CapacityLimiter(EXPORT_PAGE_THREADS)
+        _export_page_slots.set(slots)
         return slots
 
 
@@ -57,6 +72,17 @@ async def get_session() -> AsyncGenerator[Session, None]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+# For responses that stream: closed (and its slot given back) when the endpoint returns, not
+# when the body ends minutes or hours later.
+ReleasedSession = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_sessions() -> SessionFactory:
+    """Where a streamed body opens the short sessions of its later reads."""
+    return get_sessionmaker()
+
+
+SessionsDep = Annotated[SessionFactory, Depends(get_sessions)]
 
 bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
@@ -86,6 +112,26 @@ StoreUser = Annotated[Principal, Depends(require_roles(Role.STORE))]
 StoreOrAdmin = Annotated[Principal, Depends(require_roles(Role.STORE, Role.ADMIN))]
 
 
+def get_released_principal(
+    session: ReleasedSession, token: Annotated[str | None, Depends(bearer)]
+) -> Principal:
+    if not token:
+        raise Unauthorized("Missing bearer token")
+    return auth_service.authenticate(session, token)
+
+
+async def _store_or_admin_released(
+    principal: Annotated[Principal, Depends(get_released_principal)],
+) -> Principal:
+    if principal.role not in (Role.STORE, Role.ADMIN):
+        raise Forbidden("Your role may not do this")
+    return principal
+
+
+# StoreOrAdmin for a streamed response: it holds no session while the body is sent.
+StreamingStoreOrAdmin = Annotated[Principal, Depends(_store_or_admin_released)]
+
+
 async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -96,7 +142,6 @@ ClientAddress = Annotated[str, Depends(client_address)]
 @dataclass(frozen=True)
 class StreamAuth:
     principal: Principal
-    expires_at: datetime
 
 
 def get_stream_auth(
@@ -111,8 +156,10 @@ def get_stream_auth(
     raw = bearer_token or token
     if not raw:
         raise Unauthorized("Missing bearer token")
-    principal = auth_service.authenticate(session, raw)
-    return StreamAuth(principal=principal, expires_at=decode_access_token(raw).expires_at)
+    # A stream lives as long as its session, not its access token (DESIGN §6): an expired
+    # token whose session is still live opens it too, here and nowhere else.
+    principal = auth_service.authenticate(session, raw, allow_expired=True)
+    return StreamAuth(principal=principal)
 
 
 StreamUser = Annotated[StreamAuth, Depends(get_stream_auth)]

@@ -116,6 +116,20 @@ class Settings(BaseSettings):
     sse_auth_recheck_seconds: float = 5.0
     # Frames buffered for one slow client before its stream is closed (it resumes by replay).
     sse_queue_max: int = 2000
+    # Open streams per user in this process; one more ends that user's oldest stream.
+    sse_max_streams_per_user: int = Field(default=5, ge=1)
+
+    # CSV export: more orders than this is 422 export_too_large (narrow the dates); more exports
+    # at once per user (per process) is 429; a client that takes longer than the timeout to
+    # accept one chunk is cut off.
+    export_max_rows: int = Field(default=100_000, ge=1)
+    export_max_per_user: int = Field(default=2, ge=1)
+    export_send_timeout: float = Field(default=60.0, gt=0)
+
+    # APNs devices: enabled devices per user and per session; registering one more disables the
+    # least recently seen.
+    devices_max_per_user: int = Field(default=10, ge=1)
+    devices_max_per_session: int = Field(default=2, ge=1)
 
     # How long a request waits for a concurrent one holding the same Idempotency-Key to finish
     # before it answers 409 idempotency_in_progress (Postgres; SQLite queues on busy_timeout).

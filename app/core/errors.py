@@ -135,6 +135,18 @@ def lock_conflict(exc: DBAPIError) -> str | None:
     return LOCK_CONFLICTS.get(str(getattr(exc.orig, "sqlstate", None)))
 
 
+class ExportTooLarge(InvalidInput):
+    code, title = "export_too_large", "Export too large"
+
+
+class TooManyExports(ZarizError):
+    status, code, title = 429, "too_many_exports", "Too many exports at once"
+
+    def __init__(self, detail: str):
+        # An export in progress usually ends within a minute; a retry sooner is pointless.
+        super().__init__(detail, headers={"Retry-After": "30"})
+
+
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",

@@ -116,6 +116,8 @@ class Hub:
         self.settings = settings
         self.sessions = sessions
         self._subscribers: set[Subscriber] = set()
+        # Each user's open streams, oldest first: the per-user cap ends the oldest.
+        self._by_user: dict[int, list[Subscriber]] = {}
         self._sequencer: Sequencer[Rendered] | None = None
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -179,10 +181,25 @@ class Hub:
                 limit=self.settings.sse_queue_max,
             )
             self._subscribers.add(subscriber)
+            self._admit(subscriber)
         return subscriber
+
+    def _admit(self, subscriber: Subscriber) -> None:
+        """One user's streams are capped per process; a new one ends the oldest. A client that
+        reconnects (a tab reloaded, a flaky network) keeps working; a script opening streams in
+        a loop holds at most the cap."""
+        streams = self._by_user.setdefault(subscriber.grant.user_id, [])
+        streams.append(subscriber)
+        while len(streams) > self.settings.sse_max_streams_per_user:
+            streams.pop(0).close("too many streams")
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
+        streams = self._by_user.get(subscriber.grant.user_id)
+        if streams is not None and subscriber in streams:
+            streams.remove(subscriber)
+            if not streams:
+                del self._by_user[subscriber.grant.user_id]
 
     # -- fan-out ----------------------------------------------------------------------------
 

@@ -320,21 +320,28 @@ def change_password(
     session.commit()
 
 
-def authenticate(session: Session, token: str) -> Principal:
-    """Checks an access token against the database: live session, active user, current role."""
-    claims = decode_access_token(token)
-    # The user as an entity, the session as the two columns needed: hydrating a second ORM
+def authenticate(session: Session, token: str, *, allow_expired: bool = False) -> Principal:
+    """Checks an access token against the database: live session, active user, current role.
+
+    allow_expired (the live stream only): an expired access token is taken as long as its
+    session is live, the session's refresh lifetime included, so a stream lives as long as
+    its session, and a client reconnects with the token it has.
+    """
+    claims = decode_access_token(token, allow_expired=allow_expired)
+    # The user as an entity, the session as the columns needed: hydrating a second ORM
     # object on every request cost more than the query.
     found = session.execute(
-        select(User, UserSession.family_id, UserSession.revoked_at)
+        select(User, UserSession.family_id, UserSession.revoked_at, UserSession.expires_at)
         .join(UserSession, UserSession.user_id == User.id)
         .where(UserSession.id == claims.session_id, User.id == claims.user_id)
     ).first()
     if found is None:
         raise Unauthorized("Session not found")
-    user, family_id, revoked_at = found
+    user, family_id, revoked_at, session_expires_at = found
     if revoked_at is not None:
         raise Unauthorized("Session has ended")
+    if allow_expired and session_expires_at <= utcnow():
+        raise Unauthorized("Session has expired")
     if not user.is_active:
         raise Unauthorized("Account is not active")
     store_ids = tuple(store_ids_of(session, user))

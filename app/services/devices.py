@@ -6,10 +6,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.core.config import get_settings
 from app.core.errors import NotFound
 from app.db.base import utcnow
 from app.db.errors import violated_constraint
-from app.db.models import ApnsEnvironment, Device, Platform, PushJob, PushStatus
+from app.db.models import ApnsEnvironment, Device, Platform, PushJob, PushStatus, User
 from app.services.auth import Principal
 
 UNIQUE_DEVICE = "devices_token_key"
@@ -46,6 +47,8 @@ def register_device(
 ) -> tuple[Device, bool]:
     """Upserts by token; a known token moves to the caller's session and is enabled again."""
     now = utcnow()
+    # One registration per user at a time, so two at once cannot both find room under the caps.
+    session.execute(select(User.id).where(User.id == principal.user.id).with_for_update())
     device = _by_token(session, token)
     if device is None:
         device = Device(
@@ -69,6 +72,7 @@ def register_device(
             if device is None:
                 raise
         else:
+            _enforce_caps(session, principal=principal, keep=device)
             session.commit()
             return device, True
     if device.user_id != principal.user.id:
@@ -82,8 +86,43 @@ def register_device(
     device.app_version = app_version
     device.last_seen_at = now
     device.disabled_at = None
+    session.flush()
+    _enforce_caps(session, principal=principal, keep=device)
     session.commit()
     return device, False
+
+
+def _enforce_caps(session: Session, *, principal: Principal, keep: Device) -> None:
+    """Disables the least recently seen of the caller's enabled devices beyond the caps.
+
+    Unbounded, one user's thousands of tokens made every event of theirs write as many push
+    jobs inside the transaction that recorded it. The device just registered is kept.
+    """
+    settings = get_settings()
+    excess: list[int] = []
+    for condition, cap in (
+        (Device.session_id == principal.session_id, settings.devices_max_per_session),
+        (Device.user_id == principal.user.id, settings.devices_max_per_user),
+    ):
+        enabled = session.scalars(
+            select(Device.id)
+            .where(condition, Device.disabled_at.is_(None), Device.id.not_in(excess))
+            .order_by(
+                (Device.id == keep.id).desc(),
+                Device.last_seen_at.desc().nulls_last(),
+                Device.id.desc(),
+            )
+        ).all()
+        excess.extend(enabled[cap:])
+    if not excess:
+        return
+    session.execute(
+        update(Device)
+        .where(Device.id.in_(excess))
+        .values(disabled_at=utcnow(), session_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    skip_waiting_jobs(session, device_ids=excess, reason="device limit reached")
 
 
 def list_devices(session: Session, *, principal: Principal) -> list[Device]:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Row, or_, select, text
 from sqlalchemy.orm import Session
 
+from app.db.base import utcnow
 from app.db.models import (
     OrderEvent,
     Role,
@@ -92,6 +93,7 @@ def lapsed_grants(session: Session, *, grants: Collection[Grant]) -> set[Grant]:
         .where(
             UserSession.id.in_({g.session_id for g in grants}),
             UserSession.revoked_at.is_(None),
+            UserSession.expires_at > utcnow(),  # the refresh lifetime bounds a stream too
             User.status == UserStatus.ACTIVE,
             User.deleted_at.is_(None),
         )

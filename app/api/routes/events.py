@@ -49,7 +49,6 @@ async def stream_events(
     body = sse_stream(
         hub=request.app.state.hub,
         principal=auth.principal,
-        expires_at=auth.expires_at,
         last_event_id=last_event_id_header if last_event_id_header is not None else last_event_id,
     )
     return StreamingResponse(

@@ -8,10 +8,23 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
-from app.api.deps import AdminUser, CourierUser, CurrentUser, SessionDep, StoreOrAdmin
+from app.api.deps import (
+    AdminUser,
+    CourierUser,
+    CurrentUser,
+    ReleasedSession,
+    SessionDep,
+    SessionsDep,
+    StoreOrAdmin,
+    StreamingStoreOrAdmin,
+    export_page_slots,
+    session_slots,
+)
 from app.api.errors import responses
 from app.api.idempotency import IdempotencyDep
 from app.api.params import PathId, QueryId
+from app.api.streaming import BoundedStreamingResponse
+from app.core.config import get_settings
 from app.core.errors import InvalidInput
 from app.db.models import OrderStatus
 from app.schemas.orders import (
@@ -26,7 +39,7 @@ from app.schemas.orders import (
 )
 from app.services import order_lifecycle as lifecycle
 from app.services import orders as orders_service
-from app.services.order_export import export_csv
+from app.services.order_export import open_export
 from app.services.order_views import order_read
 from app.services.orders import OrderFilters
 
@@ -123,14 +136,27 @@ def list_orders(
     return response
 
 
-@router.get("/export.csv", response_class=StreamingResponse, responses=responses(403, 422))
-def export_orders(
-    principal: StoreOrAdmin,
-    session: SessionDep,
+@router.get("/export.csv", response_class=StreamingResponse, responses=responses(403, 422, 429))
+async def export_orders(
+    principal: StreamingStoreOrAdmin,
+    session: ReleasedSession,
+    sessions: SessionsDep,
     filters: FiltersDep,
 ) -> StreamingResponse:
-    return StreamingResponse(
-        export_csv(session, principal=principal, filters=filters),
+    settings = get_settings()
+    export = await open_export(
+        session,
+        sessions=sessions,
+        page_slots=export_page_slots(),
+        slots=session_slots(),
+        principal=principal,
+        filters=filters,
+        settings=settings,
+    )
+    return BoundedStreamingResponse(
+        export.body,
+        send_timeout=settings.export_send_timeout,
+        on_close=export.release,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
     )
