@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 # Debian's package, launched by path: Playwright's own browser download is not used.
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -20,6 +20,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LOCAL_HOSTS = {"127.0.0.1"}
+# expect() waits up to 30 s, not Playwright's 5: a page renders a 1 MB bundle (ReDoc) and the
+# CI machine may be busy. Page actions get the same (offline_page).
+EXPECT_TIMEOUT_MS = 30_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 # Package scope, not session: Playwright's sync API keeps an asyncio loop running in the main
@@ -74,6 +78,7 @@ class OfflinePage:
 def offline_page(browser: Browser) -> Iterator[OfflinePage]:
     context = browser.new_context()
     offline = OfflinePage(context.new_page())
+    offline.page.set_default_timeout(EXPECT_TIMEOUT_MS)
     try:
         yield offline
     finally:

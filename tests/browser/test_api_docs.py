@@ -9,15 +9,12 @@ from tests.builders import PASSWORD, make_user
 
 pytestmark = pytest.mark.slow
 
-TIMEOUT_MS = 30_000
-
 
 def test_swagger_signs_in_with_authorize_and_runs_me(
     live_server: str, committed: Session, offline_page: OfflinePage
 ) -> None:
     user = make_user(committed, name="Docs Reader", email="docs.reader@example.com")
     page = offline_page.page
-    page.set_default_timeout(TIMEOUT_MS)
     page.goto(f"{live_server}/docs")
 
     page.locator("button.authorize").first.click()
@@ -52,7 +49,6 @@ def test_redoc_lists_the_operations(
     live_server: str, committed: Session, offline_page: OfflinePage
 ) -> None:
     page = offline_page.page
-    page.set_default_timeout(TIMEOUT_MS)
     page.goto(f"{live_server}/redoc")
     expect(page.locator("h1").first).to_contain_text("Zariz")
     expect(page.get_by_text("/v1/auth/me").first).to_be_attached()
