@@ -22,6 +22,8 @@ SUPPORTED_JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
 # OWASP's minimum Argon2id configurations (KiB of memory, iterations), parallelism 1: any
 # memory/time pair at or above one of them is accepted in production.
 OWASP_ARGON2_MINIMUMS = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
+# Access tokens are bearer credentials: an hour bounds how long a leaked one works on its own
+# (refresh tokens, which rotate, carry the long session).
 MAX_PRODUCTION_ACCESS_TOKEN_TTL = 3600
 
 
@@ -192,8 +194,9 @@ def production_refusals(settings: Settings) -> list[str]:
         or secret_bits(secret) < MIN_SECRET_BITS
     ):
         reasons.append(
-            f"JWT_SECRET must be a random value of at least {MIN_SECRET_LENGTH} characters "
-            "in production: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            f"JWT_SECRET must be random (at least {MIN_SECRET_LENGTH} varied characters, no "
+            "placeholder) in production: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
         )
     if settings.is_sqlite:
         reasons.append("production needs PostgreSQL: set DATABASE_URL")
