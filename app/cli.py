@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
 
 from app.core.config import Environment, get_settings
 
@@ -27,20 +28,24 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.server import serve_refusal, server_options
+
     settings = get_settings()
     workers = args.workers
     if settings.is_sqlite and workers > 1:
         print("SQLite runs one process (the in-process bus); use Postgres for --workers > 1")
         workers = 1
+    refusal = serve_refusal(settings, host=args.host, workers=workers)
+    if refusal:
+        print(f"zariz serve: {refusal}", file=sys.stderr)
+        return 2
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=workers,
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=5,
+        **server_options(settings),
     )
     return 0
 
@@ -131,7 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ValidationError as exc:
+        # The settings refused themselves (the production guard): one line, no traceback.
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        print(f"zariz: settings refused: {reasons}", file=sys.stderr)
+        return 2
     return result
 
 

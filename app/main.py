@@ -7,6 +7,8 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.api.docs import install_docs
+from app.api.edge import BodyLimitMiddleware, SecurityHeadersMiddleware, body_limit_for
 from app.api.routes import (
     admin,
     auth,
@@ -62,6 +64,10 @@ def create_app() -> FastAPI:
         # Zariz exports Prometheus metrics and structured logs, not OpenTelemetry; FastAPI's
         # native telemetry otherwise probes for OTel providers on every request (~8% of CPU).
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # Served by install_docs from the app's own assets, not FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     install_error_handlers(app)
     if settings.cors_origins:
@@ -72,6 +78,9 @@ def create_app() -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "X-Next-Cursor", "Link"],
         )
+    # Outermost last: request ids, then security headers (the 413 gets them), then body caps.
+    app.add_middleware(BodyLimitMiddleware, limit=body_limit_for(settings))
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)
     app.add_middleware(RequestContextMiddleware)
     for router in (
         health.router,
@@ -85,4 +94,5 @@ def create_app() -> FastAPI:
         events.router,
     ):
         app.include_router(router)
+    install_docs(app)
     return app

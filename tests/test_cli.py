@@ -118,6 +118,9 @@ def test_seed_demo_is_refused_in_production(workdir: Path) -> None:
         database_url="postgresql+psycopg://zariz@127.0.0.1/never_contacted",
         ZARIZ_ENV="production",
         JWT_SECRET="a-production-grade-secret-" + "q" * 40,
+        # conftest's test-speed Argon2 cost would be refused by the production guard.
+        ARGON2_TIME_COST="3",
+        ARGON2_MEMORY_COST="65536",
     )
     assert result.returncode == 2
     assert "refused in production" in result.stderr

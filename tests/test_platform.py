@@ -83,8 +83,13 @@ def test_production_refuses_sqlite() -> None:
 
 
 def test_production_accepts_a_real_secret() -> None:
+    # conftest lowers Argon2 for speed; production refuses that, so this test restores it.
     settings = Settings(
-        zariz_env="production", jwt_secret="Zq8" * 16, database_url="postgresql+psycopg://x/y"
+        zariz_env="production",
+        jwt_secret="Zq8" * 16,
+        database_url="postgresql+psycopg://x/y",
+        argon2_time_cost=3,
+        argon2_memory_cost=65536,
     )
     assert settings.zariz_env == "production"
 

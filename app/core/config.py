@@ -1,16 +1,30 @@
 """Settings: every knob of the service, read once from the environment or `.env`."""
 
+import math
+from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "change_me", "secret", "dev", "dev-secret"}
 DEV_JWT_SECRET = "dev-only-insecure-secret-do-not-use-in-production"  # noqa: S105
 MIN_SECRET_LENGTH = 32
+# Shannon estimate over the secret's own characters: one letter repeated scores 0 bits,
+# `secrets.token_urlsafe(32)` about 230.
+MIN_SECRET_BITS = 64
+# PyJWT signs these with the shared JWT_SECRET; any other value (`none`, RS*/ES* without a
+# key pair) can only fail at the first login.
+SUPPORTED_JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
+# OWASP's minimum Argon2id configurations (KiB of memory, iterations), parallelism 1: any
+# memory/time pair at or above one of them is accepted in production.
+OWASP_ARGON2_MINIMUMS = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
+# Access tokens are bearer credentials: an hour bounds how long a leaked one works on its own
+# (refresh tokens, which rotate, carry the long session).
+MAX_PRODUCTION_ACCESS_TOKEN_TTL = 3600
 
 
 class Environment(StrEnum):
@@ -137,6 +151,26 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # --- The edge: request bodies, headers, connections (see docs/security-parts/platform.md).
+    # Largest request body accepted, by Content-Length or counted as it streams in; 413 beyond.
+    max_body_bytes: int = 1024 * 1024
+    # multipart/form-data bodies get their own cap, for uploads to come.
+    max_multipart_body_bytes: int = 1024 * 1024
+    # Request line plus headers; a larger head is refused with 431 before the app sees it.
+    http_max_header_bytes: int = 16 * 1024
+    # A connection must deliver its request head within this many seconds (slowloris).
+    http_header_timeout: float = 10.0
+    # An idle keep-alive connection is closed after this many seconds.
+    http_keep_alive_timeout: int = 5
+    # Connections plus in-flight requests per process before uvicorn answers 503; unset = none.
+    # SSE streams count, so size it above the expected open streams.
+    http_limit_concurrency: int | None = None
+    # Peers whose X-Forwarded-For/-Proto are believed (comma list of IPs/CIDRs, `*` for any).
+    # Empty: none, the TCP peer is the client.
+    forwarded_allow_ips: str = ""
+    # Send Strict-Transport-Security on every response (it is always sent over https).
+    hsts: bool = False
+
     @model_validator(mode="before")
     @classmethod
     def _split_cors(cls, data: dict[str, object]) -> dict[str, object]:
@@ -145,25 +179,23 @@ class Settings(BaseSettings):
             data["cors_origins"] = [o.strip() for o in raw.split(",") if o.strip()]
         return data
 
+    @field_validator("jwt_algorithm")
+    @classmethod
+    def _supported_algorithm(cls, value: str) -> str:
+        if value not in SUPPORTED_JWT_ALGORITHMS:
+            raise ValueError(f"JWT_ALGORITHM must be one of {', '.join(SUPPORTED_JWT_ALGORITHMS)}")
+        return value
+
     @model_validator(mode="after")
     def _production_guard(self) -> Self:
         if not self.jwt_secret.strip():
             # An empty JWT_SECRET= line (a copied .env.example) means "not set".
             self.jwt_secret = DEV_JWT_SECRET
         if self.zariz_env is Environment.PRODUCTION:
-            secret = self.jwt_secret.strip()
-            if (
-                secret.lower() in PLACEHOLDER_SECRETS
-                or secret == DEV_JWT_SECRET
-                or "change" in secret.lower()
-                or len(secret) < MIN_SECRET_LENGTH
-            ):
-                raise ValueError(
-                    "JWT_SECRET must be set to a random value of at least "
-                    f"{MIN_SECRET_LENGTH} characters in production"
-                )
-            if self.database_url.startswith("sqlite"):
-                raise ValueError("production needs PostgreSQL: set DATABASE_URL")
+            # Every reason at once, so one restart fixes them all.
+            reasons = production_refusals(self)
+            if reasons:
+                raise ValueError("; ".join(reasons))
         return self
 
     @property
@@ -178,6 +210,47 @@ class Settings(BaseSettings):
     def apns_configured(self) -> bool:
         has_key = bool(self.apns_key) or self.apns_key_file is not None
         return bool(self.apns_key_id and self.apns_team_id and self.apns_topic and has_key)
+
+
+def secret_bits(secret: str) -> float:
+    counts = Counter(secret)
+    return -sum(n * math.log2(n / len(secret)) for n in counts.values())
+
+
+def production_refusals(settings: Settings) -> list[str]:
+    """Why these settings are unsafe to serve production with; empty when they are fine."""
+    reasons = []
+    secret = settings.jwt_secret.strip()
+    if (
+        secret.lower() in PLACEHOLDER_SECRETS
+        or secret == DEV_JWT_SECRET
+        or "change" in secret.lower()
+        or len(secret) < MIN_SECRET_LENGTH
+        or secret_bits(secret) < MIN_SECRET_BITS
+    ):
+        reasons.append(
+            f"JWT_SECRET must be random (at least {MIN_SECRET_LENGTH} varied characters, no "
+            "placeholder) in production: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    if settings.is_sqlite:
+        reasons.append("production needs PostgreSQL: set DATABASE_URL")
+    if (
+        not any(
+            settings.argon2_memory_cost >= memory and settings.argon2_time_cost >= time
+            for memory, time in OWASP_ARGON2_MINIMUMS
+        )
+        or settings.argon2_parallelism < 1
+    ):
+        reasons.append(
+            "ARGON2_MEMORY_COST/ARGON2_TIME_COST are below OWASP's minimum "
+            "(19456 KiB x 2 iterations or an equivalent pair)"
+        )
+    if not 0 < settings.access_token_ttl <= MAX_PRODUCTION_ACCESS_TOKEN_TTL:
+        reasons.append(
+            f"ACCESS_TOKEN_TTL must be 1..{MAX_PRODUCTION_ACCESS_TOKEN_TTL} seconds in production"
+        )
+    return reasons
 
 
 @lru_cache

@@ -47,6 +47,7 @@ def build_engine(url: str, settings: Settings | None = None) -> Engine:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            hide_parameters=True,
         )
         _configure_sqlite(engine)
         return engine
@@ -56,6 +57,9 @@ def build_engine(url: str, settings: Settings | None = None) -> Engine:
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Bound values (password hashes, recipients' names and phones) stay out of error
+        # messages and logs; the statement alone says what failed.
+        hide_parameters=True,
     )
 
 
