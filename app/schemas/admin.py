@@ -12,7 +12,7 @@ Capacity = Annotated[int, Field(ge=1, le=200)]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 OptionalAddress = Annotated[Address | None, BlankIsNone]
 BoxLimit = Annotated[int, Field(ge=1, le=10_000)]
-HoursText = Annotated[str | None, BlankIsNone, StringConstraints(max_length=200)]
+HoursText = Annotated[Annotated[str, StringConstraints(max_length=200)] | None, BlankIsNone]
 StorePhone = Annotated[Phone | None, BlankIsNone]
 # Keys of the read models a form may send back unchanged; they are not edits.
 READ_ONLY_KEYS = frozenset({"id", "created_at", "updated_at", "last_login_at"})
