@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Order, Role, Store, User, UserSession
-from tests.builders import PASSWORD, auth_headers, login_tokens, make_order, make_store, make_user
+from tests.builders import PASSWORD, auth_headers, make_order, make_store, make_user
 from tests.clients.conftest import World, add_orders
 from tests.clients.contract import ClientError, WebAdmin, js_reads, jwt_claims
 
@@ -449,10 +449,9 @@ def test_orders_of_a_store_without_a_pickup_address_fall_back_to_none(
     assert db.get(Order, own["id"]) is not None
 
 
-def test_every_admin_endpoint_is_still_admin_only_for_the_new_fields(
+def test_courier_form_is_refused_to_a_courier(
     client: TestClient, db: Session, world: World
 ) -> None:
-    _, _ = login_tokens(db, world.courier)
     response = client.patch(
         f"/v1/admin/couriers/{world.courier.id}",
         json={"status": "active"},
