@@ -98,6 +98,9 @@ def test_feed_message_is_the_sse_data_json(client: TestClient, db: Session) -> N
         "courier_id",
         "status",
         "occurred_at",
+        "pickup_address",
+        "boxes_count",
+        "created_at",
         "order",
     }
     assert message["type"] == "order.created"

@@ -142,6 +142,9 @@ class TestWireFormat:
                 "courier_id",
                 "status",
                 "occurred_at",
+                "pickup_address",
+                "boxes_count",
+                "created_at",
                 "order",
             }
             assert message.data["event_id"] == event_id

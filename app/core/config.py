@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     price_tier_amount: int = 35
     price_max_tiers: int = 3
     default_capacity_boxes: int = 8
+    # A courier's GET /v1/orders without limit: active orders, the pool, and the orders they
+    # finished in this many days (the iOS app polls every 30 s and keeps only what it gets).
+    courier_history_days: int = Field(default=7, ge=0)
 
     push_worker: PushWorkerMode = PushWorkerMode.INLINE
     apns_key_id: str | None = None

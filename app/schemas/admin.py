@@ -1,28 +1,55 @@
 """Bodies of the admin endpoints: couriers, stores and store staff."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.db.models import StoreRole, StoreStatus, UserStatus
-from app.schemas.common import Email, IdInt, Name, Password, Phone, ReadModel
+from app.schemas.common import BlankIsNone, Email, IdInt, Name, Password, Phone, ReadModel
 
 Capacity = Annotated[int, Field(ge=1, le=200)]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+OptionalAddress = Annotated[Address | None, BlankIsNone]
+BoxLimit = Annotated[int, Field(ge=1, le=10_000)]
+HoursText = Annotated[Annotated[str, StringConstraints(max_length=200)] | None, BlankIsNone]
+StorePhone = Annotated[Phone | None, BlankIsNone]
+# Keys of the read models a form may send back unchanged; they are not edits.
+READ_ONLY_KEYS = frozenset({"id", "created_at", "updated_at", "last_login_at"})
 
 
-class CourierCreate(BaseModel):
+class AdminForm(BaseModel):
+    """A create or edit body of the admin forms: every key is applied or is a 422 naming it."""
+
+    # Forbidden, not ignored: a key the API cannot apply must never come back as a silent 200.
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_read_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in READ_ONLY_KEYS}
+        return data
+
+
+class CourierCreate(AdminForm):
     name: Name
     email: Email | None = None
     phone: Phone | None = None
     password: Password
     capacity_boxes: Capacity | None = None
+    status: UserStatus = UserStatus.ACTIVE
 
 
-class CourierUpdate(BaseModel):
+class CourierUpdate(AdminForm):
+    """The web admin's courier form: blank email, phone or password mean "unchanged"."""
+
     name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
     capacity_boxes: Capacity | None = None
+    status: UserStatus | None = None
+    password: Annotated[str, StringConstraints(max_length=256)] | None = None
 
 
 class CourierRead(ReadModel):
@@ -55,27 +82,31 @@ class StoreCredentials(Credentials):
     name: Name | None = None
 
 
-class StoreCreate(BaseModel):
+class StoreCreate(AdminForm):
     name: Name
-    pickup_address: Address
-    phone: Phone | None = None
-    box_limit: Annotated[int, Field(ge=1, le=10_000)] | None = None
-    hours_text: Annotated[str, StringConstraints(max_length=200)] | None = None
+    pickup_address: OptionalAddress = None
+    phone: StorePhone = None
+    box_limit: BoxLimit | None = None
+    hours_text: HoursText = None
+    status: StoreStatus = StoreStatus.ACTIVE
 
 
-class StoreUpdate(BaseModel):
+class StoreUpdate(AdminForm):
+    """Only the keys sent change; a blank or null pickup address, phone or hours clears it."""
+
     name: Name | None = None
-    pickup_address: Address | None = None
-    phone: Phone | None = None
-    box_limit: Annotated[int, Field(ge=1, le=10_000)] | None = None
-    hours_text: Annotated[str, StringConstraints(max_length=200)] | None = None
+    pickup_address: OptionalAddress = None
+    phone: StorePhone = None
+    box_limit: BoxLimit | None = None
+    hours_text: HoursText = None
+    status: StoreStatus | None = None
 
 
 class StoreRead(ReadModel):
     id: int
     name: str
     status: str
-    pickup_address: str
+    pickup_address: str | None
     phone: str | None
     box_limit: int | None
     hours_text: str | None

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
@@ -21,3 +21,11 @@ class Ok(BaseModel):
 # Ids are 64-bit signed on both databases; a larger number is a 422, not a driver error.
 MAX_ID = 2**63 - 1
 IdInt = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _blank_to_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# Forms send "" for a field left empty; on an optional field that means "none".
+BlankIsNone = BeforeValidator(_blank_to_none)

@@ -15,6 +15,10 @@ class EventMessage(BaseModel):
     courier_id: int | None
     status: str | None
     occurred_at: datetime
+    # The order's, at the top level where the web admin reads them (none of them personal).
+    pickup_address: str | None = None
+    boxes_count: int | None = None
+    created_at: datetime | None = None
     # Left out (not null) when the viewer may not see the order: a courier watching the pool.
     order: OrderRead | None = None
 

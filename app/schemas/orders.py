@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.schemas.common import IdInt, ReadModel
+from app.schemas.common import BlankIsNone, IdInt, ReadModel
 
 Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
@@ -13,6 +13,8 @@ Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32)]
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+# The iOS app sends "" for a pickup address left empty; the store's (or none) applies then.
+OptionalAddress = Annotated[Address | None, BlankIsNone]
 Boxes = Annotated[int, Field(ge=1, le=200)]
 
 
@@ -29,8 +31,8 @@ class OrderCreate(BaseModel):
     floor: Short | None = None
     apartment: Short | None = None
     notes: Notes | None = None
-    pickup_address: Address | None = None
-    delivery_address: Address | None = None
+    pickup_address: OptionalAddress = None
+    delivery_address: OptionalAddress = None
     boxes_count: Boxes = 1
     store_id: IdInt | None = None
 
@@ -53,8 +55,9 @@ class OrderUpdate(BaseModel):
     floor: Short | None = None
     apartment: Short | None = None
     notes: Notes | None = None
-    pickup_address: Address | None = None
-    delivery_address: Address | None = None
+    # Blank means "unchanged", like null: a client echoing an order without one sends "".
+    pickup_address: OptionalAddress = None
+    delivery_address: OptionalAddress = None
     boxes_count: Boxes | None = None
     version: int | None = None
 
@@ -70,7 +73,8 @@ class StatusBody(BaseModel):
 
 
 class CancelBody(BaseModel):
-    reason: Reason
+    # The web admin sends {"reason": ""} when its prompt is left empty: no reason, stored as null.
+    reason: Annotated[Reason | None, BlankIsNone] = None
 
 
 class OrderRead(ReadModel):
@@ -80,7 +84,7 @@ class OrderRead(ReadModel):
     courier_id: int | None
     courier_name: str | None = None
     status: str
-    pickup_address: str
+    pickup_address: str | None
     delivery_address: str
     recipient_first_name: str
     recipient_last_name: str

@@ -23,6 +23,11 @@ def list_couriers(session: Session, *, status: UserStatus | None = None) -> list
     return list(session.scalars(query.order_by(User.name, User.id)))
 
 
+def _check_admin_status(status: UserStatus) -> None:
+    if status == UserStatus.PENDING:
+        raise InvalidInput("status must be active, suspended or offboarded")
+
+
 def create_courier(
     session: Session,
     *,
@@ -31,7 +36,9 @@ def create_courier(
     phone: str | None,
     password: str,
     capacity_boxes: int | None,
+    status: UserStatus = UserStatus.ACTIVE,
 ) -> User:
+    _check_admin_status(status)
     user = new_user(
         session,
         role=Role.COURIER,
@@ -39,6 +46,7 @@ def create_courier(
         email=email,
         phone=phone,
         password=password,
+        status=status,
         capacity_boxes=capacity_boxes or get_settings().default_capacity_boxes,
     )
     session.commit()
@@ -46,29 +54,50 @@ def create_courier(
 
 
 def update_courier(
-    session: Session, *, courier_id: int, name: str | None, capacity_boxes: int | None
+    session: Session,
+    *,
+    courier_id: int,
+    name: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    capacity_boxes: int | None = None,
+    status: UserStatus | None = None,
+    password: str | None = None,
 ) -> User:
+    """Applies every field given; blank email, phone or password leave the stored value."""
+    if status is not None:
+        _check_admin_status(status)
     user = get_courier(session, courier_id=courier_id)
     if name is not None:
         user.name = name
     if capacity_boxes is not None:
         user.capacity_boxes = capacity_boxes
+    apply_credentials(session, user=user, email=email, phone=phone, password=password)
+    if status is not None:
+        apply_user_status(session, user=user, status=status)
     session.commit()
     return user
 
 
-def set_user_status(session: Session, *, user: User, status: UserStatus) -> User:
+def apply_user_status(session: Session, *, user: User, status: UserStatus) -> None:
+    """The status change and its side effects, in the caller's transaction."""
+    if user.status == status:
+        return
     user.status = status
     if status != UserStatus.ACTIVE:
-        # Leaving active ends every session; the access-token check locks them out at once too.
+        # Leaving active ends every session (and so every open stream, which re-checks its
+        # session); the access-token check locks them out at once too.
         revoke_sessions(session, user_id=user.id)
+
+
+def set_user_status(session: Session, *, user: User, status: UserStatus) -> User:
+    apply_user_status(session, user=user, status=status)
     session.commit()
     return user
 
 
 def set_courier_status(session: Session, *, courier_id: int, status: UserStatus) -> User:
-    if status == UserStatus.PENDING:
-        raise InvalidInput("status must be active, suspended or offboarded")
+    _check_admin_status(status)
     return set_user_status(session, user=get_courier(session, courier_id=courier_id), status=status)
 
 

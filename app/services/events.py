@@ -126,15 +126,24 @@ def feed(session: Session, *, principal: Principal, after: int, limit: int) -> E
     )
 
 
+# Keys of the order copied to the top level of every message, where the web admin reads them.
+# None of them is personal, so a courier watching the pool gets them too.
+TOP_LEVEL_ORDER_KEYS = ("pickup_address", "boxes_count", "created_at")
+
+
 def messages(
     session: Session, *, viewer: Viewer, events: Sequence[OrderEvent]
 ) -> list[dict[str, Any]]:
-    """The SSE `data:` JSON of each event: the order's current state where the viewer may see it."""
-    detailed_ids = {e.order_id for e in events if sees_details(viewer, e)}
-    orders = {}
-    if detailed_ids:
-        found = session.scalars(select(Order).where(Order.id.in_(detailed_ids))).all()
-        orders = {read.id: read for read in order_reads(session, found)}
+    """The SSE `data:` JSON of each event: the order's current state where the viewer may see it.
+
+    `store_id`, `courier_id` and `status` are the event's; the keys of TOP_LEVEL_ORDER_KEYS are
+    the order's now. A soft-deleted order ships no `order` body in any of its events, replayed
+    ones included: its recipient is nobody's business any more.
+    """
+    order_ids = {e.order_id for e in events}
+    found = session.scalars(select(Order).where(Order.id.in_(order_ids))).all() if order_ids else []
+    deleted = {o.id for o in found if o.deleted_at is not None}
+    orders = {read.id: read.model_dump(mode="json") for read in order_reads(session, found)}
     out = []
     for event in events:
         message: dict[str, Any] = {
@@ -146,8 +155,10 @@ def messages(
             "status": event.to_status,
             "occurred_at": event.created_at.isoformat(),
         }
-        read = orders.get(event.order_id) if event.order_id in detailed_ids else None
-        if read is not None:
-            message["order"] = read.model_dump(mode="json")
+        order = orders.get(event.order_id)
+        if order is not None:
+            message.update({key: order[key] for key in TOP_LEVEL_ORDER_KEYS})
+            if event.order_id not in deleted and sees_details(viewer, event):
+                message["order"] = order
         out.append(message)
     return out

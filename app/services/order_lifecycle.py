@@ -273,7 +273,7 @@ def set_status(
     return _apply(session, principal=actor, order_id=order_id, decide=decide)
 
 
-def cancel_order(session: Session, *, order_id: int, reason: str, actor: Principal) -> Order:
+def cancel_order(session: Session, *, order_id: int, reason: str | None, actor: Principal) -> Order:
     if actor.role not in (Role.ADMIN, Role.STORE):
         raise Forbidden("Couriers decline orders; they cannot cancel them")
 

@@ -155,6 +155,8 @@ class OrderFilters:
     created_from: datetime | None = None
     created_to: datetime | None = None  # exclusive
     q: str | None = None
+    # Orders that ended (delivered, failed, canceled) before this are left out; active ones stay.
+    finished_since: datetime | None = None
 
 
 def _escape_like(text: str) -> str:
@@ -173,6 +175,11 @@ def filtered(principal: Principal, filters: OrderFilters) -> Select[Order]:
         query = query.where(Order.created_at >= filters.created_from)
     if filters.created_to is not None:
         query = query.where(Order.created_at < filters.created_to)
+    if filters.finished_since is not None:
+        finished_at = func.coalesce(Order.delivered_at, Order.failed_at, Order.canceled_at)
+        query = query.where(
+            or_(Order.status.not_in(FINAL_STATUSES), finished_at >= filters.finished_since)
+        )
     if filters.q:
         pattern = f"%{_escape_like(filters.q.lower())}%"
         digits = "".join(ch for ch in filters.q if ch.isdigit())

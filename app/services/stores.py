@@ -49,10 +49,11 @@ def create_store(
     session: Session,
     *,
     name: str,
-    pickup_address: str,
-    phone: str | None,
-    box_limit: int | None,
-    hours_text: str | None,
+    pickup_address: str | None = None,
+    phone: str | None = None,
+    box_limit: int | None = None,
+    hours_text: str | None = None,
+    status: StoreStatus = StoreStatus.ACTIVE,
 ) -> Store:
     _ensure_name_free(session, name)
     store = Store(
@@ -61,7 +62,7 @@ def create_store(
         phone=phone,
         box_limit=box_limit,
         hours_text=hours_text,
-        status=StoreStatus.ACTIVE,
+        status=status,
     )
     session.add(store)
     _flush(session)
@@ -70,13 +71,18 @@ def create_store(
 
 
 def update_store(session: Session, *, store_id: int, changes: dict[str, object]) -> Store:
+    """Applies every key given; `status` with the side effects of the status endpoint."""
     store = get_store(session, store_id=store_id)
-    if "name" in changes and changes["name"] is not None:
+    changes = dict(changes)
+    status = changes.pop("status", None)
+    if changes.get("name") is None:
+        changes.pop("name", None)  # the one required field cannot be blanked
+    else:
         _ensure_name_free(session, str(changes["name"]), except_id=store.id)
     for key, value in changes.items():
-        if key in {"name", "pickup_address"} and value is None:
-            continue  # required fields cannot be blanked
         setattr(store, key, value)
+    if status is not None:
+        _apply_store_status(session, store=store, status=StoreStatus(str(status)))
     _flush(session)
     session.commit()
     return store
@@ -88,12 +94,17 @@ def _store_user_ids(session: Session, store_id: int) -> list[int]:
     )
 
 
-def set_store_status(session: Session, *, store_id: int, status: StoreStatus) -> Store:
-    store = get_store(session, store_id=store_id)
+def _apply_store_status(session: Session, *, store: Store, status: StoreStatus) -> None:
     store.status = status
     if status != StoreStatus.ACTIVE:
+        # Its users' sessions end, and with them their open streams.
         for user_id in _store_user_ids(session, store.id):
             revoke_sessions(session, user_id=user_id)
+
+
+def set_store_status(session: Session, *, store_id: int, status: StoreStatus) -> Store:
+    store = get_store(session, store_id=store_id)
+    _apply_store_status(session, store=store, status=status)
     session.commit()
     return store
 

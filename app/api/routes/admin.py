@@ -55,6 +55,7 @@ def create_courier(body: CourierCreate, _admin: AdminUser, session: SessionDep) 
         phone=body.phone,
         password=body.password,
         capacity_boxes=body.capacity_boxes,
+        status=body.status,
     )
     return CourierRead.model_validate(courier)
 
@@ -64,12 +65,12 @@ def get_courier(courier_id: PathId, _admin: AdminUser, session: SessionDep) -> C
     return CourierRead.model_validate(couriers_service.get_courier(session, courier_id=courier_id))
 
 
-@router.patch("/couriers/{courier_id}", responses=responses(404, 422))
+@router.patch("/couriers/{courier_id}", responses=responses(404, 409, 422))
 def update_courier(
     courier_id: PathId, body: CourierUpdate, _admin: AdminUser, session: SessionDep
 ) -> CourierRead:
     courier = couriers_service.update_courier(
-        session, courier_id=courier_id, name=body.name, capacity_boxes=body.capacity_boxes
+        session, courier_id=courier_id, **body.model_dump(exclude_unset=True)
     )
     return CourierRead.model_validate(courier)
 

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
@@ -40,12 +40,14 @@ from app.schemas.orders import (
 from app.services import order_lifecycle as lifecycle
 from app.services import orders as orders_service
 from app.services.order_export import open_export
+from app.services.order_lists import complete_list
 from app.services.order_views import order_read
 from app.services.orders import OrderFilters
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=responses(401))
 
 ACTION_ERRORS = responses(403, 404, 409, 422)
+PAGE_SIZE = 100  # a page asked for by `cursor` alone
 
 
 def _bound(value: str | None, name: str, *, end: bool) -> datetime | None:
@@ -115,17 +117,33 @@ def create_order(
 ORDER_LIST = TypeAdapter(list[OrderRead])
 
 
-@router.get("", response_model=list[OrderRead], responses=responses(422))
+LIST_DESCRIPTION = (
+    "Without `limit` and `cursor`: the complete list (admins and stores every order the filters "
+    "select; couriers their active orders, the pool and their recent history), streamed as one "
+    "array. With either: one page, the next in `X-Next-Cursor` and `Link`."
+)
+
+
+@router.get(
+    "", response_model=list[OrderRead], responses=responses(422), description=LIST_DESCRIPTION
+)
 def list_orders(
     request: Request,
     principal: CurrentUser,
     session: SessionDep,
     filters: FiltersDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int | None, Query(ge=1, le=500)] = None,
     cursor: QueryId = None,
 ) -> Response:
+    if limit is None and cursor is None:
+        # The real clients neither send limit nor follow cursors, and the iOS app deletes the
+        # cached orders a sync omits: a list without them must be complete.
+        return StreamingResponse(
+            complete_list(session, principal=principal, filters=filters),
+            media_type="application/json",
+        )
     reads, next_cursor = orders_service.list_orders(
-        session, principal=principal, filters=filters, limit=limit, cursor=cursor
+        session, principal=principal, filters=filters, limit=limit or PAGE_SIZE, cursor=cursor
     )
     response = Response(ORDER_LIST.dump_json(reads), media_type="application/json")
     if next_cursor is not None:
@@ -239,15 +257,15 @@ def change_status(
 @router.post("/{order_id}/cancel", response_model=OrderRead, responses=ACTION_ERRORS)
 def cancel(
     order_id: PathId,
-    body: CancelBody,
     principal: CurrentUser,
     session: SessionDep,
     idem: IdempotencyDep,
+    body: Annotated[CancelBody | None, Body()] = None,
 ) -> Response:
+    # No body, no reason, or an empty one: all mean "canceled without a reason".
+    reason = body.reason if body else None
     return idem.order(
-        lambda: lifecycle.cancel_order(
-            session, order_id=order_id, reason=body.reason, actor=principal
-        )
+        lambda: lifecycle.cancel_order(session, order_id=order_id, reason=reason, actor=principal)
     )
 
 

@@ -40,7 +40,8 @@ class Order(IdMixin, TimestampMixin, Base):
     store_id: Mapped[int] = mapped_column(BigId, ForeignKey("stores.id"))
     courier_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.NEW)
-    pickup_address: Mapped[str] = mapped_column(String(300))
+    # None when neither the order nor its store names a pickup address.
+    pickup_address: Mapped[str | None] = mapped_column(String(300))
     delivery_address: Mapped[str] = mapped_column(String(300))
     recipient_first_name: Mapped[str] = mapped_column(String(100))
     recipient_last_name: Mapped[str] = mapped_column(String(100))

@@ -29,7 +29,8 @@ class Store(IdMixin, TimestampMixin, Base):
 
     name: Mapped[str] = mapped_column(String(120))
     status: Mapped[str] = mapped_column(String(16), default=StoreStatus.ACTIVE)
-    pickup_address: Mapped[str] = mapped_column(String(300), default="")
+    # Optional: an order of a store without one carries its own pickup address, or none.
+    pickup_address: Mapped[str | None] = mapped_column(String(300))
     phone: Mapped[str | None] = mapped_column(String(32))
     box_limit: Mapped[int | None] = mapped_column()
     hours_text: Mapped[str | None] = mapped_column(String(200))

@@ -1,0 +1,66 @@
+"""GET /v1/orders without limit or cursor: the complete list a client shows, streamed."""
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.db.base import utcnow
+from app.db.models import Role
+from app.schemas.orders import OrderRead
+from app.services.auth import Principal
+from app.services.orders import OrderFilters, list_orders
+
+# Rows read per keyset page: each page is one short read transaction and a few hundred KB.
+PAGE = 500
+_ORDERS = TypeAdapter(list[OrderRead])
+
+
+def complete_filters(principal: Principal, filters: OrderFilters) -> OrderFilters:
+    """A courier's complete list is their active orders, the pool and their recent history."""
+    if principal.role != Role.COURIER:
+        return filters
+    since = utcnow() - timedelta(days=get_settings().courier_history_days)
+    return replace(filters, finished_since=since)
+
+
+def complete_list(
+    session: Session, *, principal: Principal, filters: OrderFilters
+) -> Iterator[bytes]:
+    """Every order in scope that the filters select, newest first, as the bytes of a JSON array.
+
+    The first page is read before this returns, so a failing query is still a problem+json
+    response; later pages are read as the client takes the body, each in its own short
+    transaction, so memory stays flat and no transaction stays open across the whole list.
+    """
+    filters = complete_filters(principal, filters)
+    first, cursor = list_orders(
+        session, principal=principal, filters=filters, limit=PAGE, cursor=None
+    )
+    return _array(session, principal=principal, filters=filters, first=first, cursor=cursor)
+
+
+def _array(
+    session: Session,
+    *,
+    principal: Principal,
+    filters: OrderFilters,
+    first: list[OrderRead],
+    cursor: int | None,
+) -> Iterator[bytes]:
+    yield b"["
+    page, separator = first, b""
+    while True:
+        if page:
+            # The page as a JSON array without its brackets: the items of the one big array.
+            yield separator + _ORDERS.dump_json(page)[1:-1]
+            separator = b","
+        if cursor is None:
+            break
+        page, cursor = list_orders(
+            session, principal=principal, filters=filters, limit=PAGE, cursor=cursor
+        )
+    yield b"]"
