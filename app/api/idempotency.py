@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import CurrentUser, SessionDep
 from app.db.models import Order
+from app.schemas.common import Text
 from app.services.idempotency import run_idempotent
 from app.services.order_views import order_read
 
@@ -51,7 +52,7 @@ async def get_idempotency(
     request: Request,
     principal: CurrentUser,
     session: SessionDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[Text | None, Header(max_length=255)] = None,
 ) -> Idempotency:
     return Idempotency(
         session=session,

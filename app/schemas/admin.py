@@ -6,13 +6,13 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from app.db.models import StoreRole, StoreStatus, UserStatus
-from app.schemas.common import Email, IdInt, Name, Password, Phone, ReadModel
+from app.schemas.common import Email, IdInt, Name, Password, Phone, ReadModel, RequestModel
 
 Capacity = Annotated[int, Field(ge=1, le=200)]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 
 
-class CourierCreate(BaseModel):
+class CourierCreate(RequestModel):
     name: Name
     email: Email | None = None
     phone: Phone | None = None
@@ -20,7 +20,7 @@ class CourierCreate(BaseModel):
     capacity_boxes: Capacity | None = None
 
 
-class CourierUpdate(BaseModel):
+class CourierUpdate(RequestModel):
     name: Name | None = None
     capacity_boxes: Capacity | None = None
 
@@ -36,15 +36,15 @@ class CourierRead(ReadModel):
     last_login_at: datetime | None
 
 
-class UserStatusChange(BaseModel):
+class UserStatusChange(RequestModel):
     status: UserStatus
 
 
-class StoreStatusChange(BaseModel):
+class StoreStatusChange(RequestModel):
     status: StoreStatus
 
 
-class Credentials(BaseModel):
+class Credentials(RequestModel):
     # Blank or missing fields leave the stored value unchanged.
     email: Email | None = None
     phone: Phone | None = None
@@ -55,7 +55,7 @@ class StoreCredentials(Credentials):
     name: Name | None = None
 
 
-class StoreCreate(BaseModel):
+class StoreCreate(RequestModel):
     name: Name
     pickup_address: Address
     phone: Phone | None = None
@@ -63,7 +63,7 @@ class StoreCreate(BaseModel):
     hours_text: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
-class StoreUpdate(BaseModel):
+class StoreUpdate(RequestModel):
     name: Name | None = None
     pickup_address: Address | None = None
     phone: Phone | None = None
@@ -82,7 +82,7 @@ class StoreRead(ReadModel):
     created_at: datetime
 
 
-class StoreUserCreate(BaseModel):
+class StoreUserCreate(RequestModel):
     name: Name
     email: Email | None = None
     phone: Phone | None = None
@@ -90,7 +90,7 @@ class StoreUserCreate(BaseModel):
     role_in_store: StoreRole = StoreRole.STAFF
 
 
-class StoreUserAdd(BaseModel):
+class StoreUserAdd(RequestModel):
     """Adds an existing store account to another store."""
 
     user_id: IdInt
