@@ -83,9 +83,10 @@ def _send(
         "admin": world.h_admin,
     }[who]
     content = json.dumps(body)  # escapes NUL and lone surrogates as \\u0000 and \\ud800
-    return client.request(
+    response: Response = client.request(
         method, path, content=content, headers={**headers, "content-type": "application/json"}
     )
+    return response
 
 
 @pytest.mark.parametrize("bad", [NUL, SURROGATE], ids=["nul", "lone-surrogate"])
