@@ -127,9 +127,12 @@ def app(db: Session):  # type: ignore[no-untyped-def]
     application = create_app()
 
     def same_session() -> Iterator[Session]:
-        # Like the real dependency, uncommitted work is dropped when the request ends.
-        yield db
-        db.rollback()
+        # Like the real dependency, uncommitted work is dropped when the request ends, and also
+        # when it failed, so one 500 does not leave every later request a PendingRollbackError.
+        try:
+            yield db
+        finally:
+            db.rollback()
 
     application.dependency_overrides[get_session] = same_session
 

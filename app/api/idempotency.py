@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import CurrentUser, SessionDep
 from app.db.models import IdempotencyKey, Order
+from app.schemas.common import Text
 from app.services.auth import Principal
 from app.services.idempotency import KeyedRequest, Outcome, run_order_action
 from app.services.order_views import order_read
@@ -59,7 +60,7 @@ async def get_idempotency(
     request: Request,
     principal: CurrentUser,
     session: SessionDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[Text | None, Header(max_length=255)] = None,
 ) -> Idempotency:
     keyed = None
     if idempotency_key is not None:

@@ -200,11 +200,16 @@ def format_refresh_token(session_id: int, secret: str) -> str:
     return f"{session_id}.{secret}"
 
 
+# ASCII digits only (str.isdigit accepts "²", which int() refuses) and at most 19 of them.
+_REFRESH_TOKEN = re.compile(r"([0-9]{1,19})\.(.+)", re.DOTALL)
+_MAX_SESSION_ID = 2**63 - 1  # the id column is a signed 64-bit integer on both databases
+
+
 def parse_refresh_token(token: str) -> tuple[int, str]:
-    session_part, _, secret = token.partition(".")
-    if not session_part.isdigit() or not secret:
+    match = _REFRESH_TOKEN.fullmatch(token)
+    if match is None or int(match[1]) > _MAX_SESSION_ID:
         raise Unauthorized("Invalid refresh token")
-    return int(session_part), secret
+    return int(match[1]), match[2]
 
 
 def secrets_equal(a: str, b: str) -> bool:

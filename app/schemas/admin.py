@@ -6,7 +6,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.db.models import StoreRole, StoreStatus, UserStatus
-from app.schemas.common import BlankIsNone, Email, IdInt, Name, Password, Phone, ReadModel
+from app.schemas.common import (
+    BlankIsNone,
+    Email,
+    IdInt,
+    Name,
+    Password,
+    Phone,
+    ReadModel,
+    RequestModel,
+)
 
 Capacity = Annotated[int, Field(ge=1, le=200)]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
@@ -18,7 +27,7 @@ StorePhone = Annotated[Phone | None, BlankIsNone]
 READ_ONLY_KEYS = frozenset({"id", "created_at", "updated_at", "last_login_at"})
 
 
-class AdminForm(BaseModel):
+class AdminForm(RequestModel):
     """A create or edit body of the admin forms: every key is applied or is a 422 naming it."""
 
     # Forbidden, not ignored: a key the API cannot apply must never come back as a silent 200.
@@ -63,15 +72,15 @@ class CourierRead(ReadModel):
     last_login_at: datetime | None
 
 
-class UserStatusChange(BaseModel):
+class UserStatusChange(RequestModel):
     status: UserStatus
 
 
-class StoreStatusChange(BaseModel):
+class StoreStatusChange(RequestModel):
     status: StoreStatus
 
 
-class Credentials(BaseModel):
+class Credentials(RequestModel):
     # Blank or missing fields leave the stored value unchanged.
     email: Email | None = None
     phone: Phone | None = None
@@ -113,7 +122,7 @@ class StoreRead(ReadModel):
     created_at: datetime
 
 
-class StoreUserCreate(BaseModel):
+class StoreUserCreate(RequestModel):
     name: Name
     email: Email | None = None
     phone: Phone | None = None
@@ -121,7 +130,7 @@ class StoreUserCreate(BaseModel):
     role_in_store: StoreRole = StoreRole.STAFF
 
 
-class StoreUserAdd(BaseModel):
+class StoreUserAdd(RequestModel):
     """Adds an existing store account to another store."""
 
     user_id: IdInt

@@ -5,21 +5,33 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, StringConstraints
 
-from app.schemas.common import Email, Name, Password, Phone, ReadModel
+from app.schemas.common import Email, Name, Password, Phone, ReadModel, RequestModel
 
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+LoginPassword = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     identifier: Identifier
-    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    password: LoginPassword
 
 
-class RefreshRequest(BaseModel):
+class TokenForm(RequestModel):
+    """The OAuth2 password form (Swagger's Authorize button), held to LoginRequest's limits."""
+
+    grant_type: Annotated[str, StringConstraints(pattern=r"^password$")] | None = None
+    username: Identifier
+    password: LoginPassword
+    scope: Annotated[str, StringConstraints(max_length=1000)] = ""
+    client_id: Annotated[str, StringConstraints(max_length=255)] | None = None
+    client_secret: Annotated[str, StringConstraints(max_length=255)] | None = None
+
+
+class RefreshRequest(RequestModel):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
-class RegisterRequest(BaseModel):
+class RegisterRequest(RequestModel):
     name: Name
     email: Email | None = None
     phone: Phone | None = None
@@ -37,7 +49,7 @@ class RegistrationRead(BaseModel):
     detail: str = "Thanks for signing up. An admin will review the account before you can sign in."
 
 
-class PasswordChangeRequest(BaseModel):
+class PasswordChangeRequest(RequestModel):
     current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     new_password: Password
 

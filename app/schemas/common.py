@@ -1,12 +1,67 @@
-"""Shared schema pieces: trimmed strings and the 'ok' body."""
+"""Shared schema pieces: request models and strings every database can store, and the 'ok' body."""
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
+# Postgres text cannot hold NUL: it fails in the driver, a 500 instead of a 422 naming the field.
+# A lone surrogate has no UTF-8 form on either database; the JSON parser refuses "\ud800" today,
+# and this keeps it refused whichever parser or decoder a string comes through.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "must not contain NUL or unpaired surrogate characters"
+
+
+def storable(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise ValueError(UNSTORABLE_MESSAGE)
+    return value
+
+
+# For query, path, header and form strings; request bodies get the same rule from RequestModel.
+Text = Annotated[str, AfterValidator(storable)]
+
+
+def _check_storable(value: Any) -> None:
+    if isinstance(value, str):
+        storable(value)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check_storable(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable(key)
+            _check_storable(item)
+
+
+class RequestModel(BaseModel):
+    """Base of every request body: no string field, now or added later, can hold what the
+    database cannot store."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable_strings(cls, value: Any) -> Any:
+        _check_storable(value)
+        return value
+
+
+# Digits, spaces, + - ( ) with at least one digit. ASCII digits only: "²" is a digit to str.isdigit.
+PHONE_CHARS = r"[0-9 +()\-]*[0-9][0-9 +()\-]*"
+# Blank stays allowed where a blank phone means "none" or "unchanged".
+PHONE_PATTERN = rf"^({PHONE_CHARS})?$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=32, pattern=PHONE_PATTERN)
+]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)]
 
 

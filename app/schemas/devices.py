@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, StringConstraints, field_validator
 
 from app.db.models import ApnsEnvironment, Platform
-from app.schemas.common import ReadModel
+from app.schemas.common import ReadModel, RequestModel
 
 # APNs tokens are 32 bytes today; Apple warns they may grow, so allow up to the column's 100 bytes.
 MIN_TOKEN_HEX = 32
@@ -23,7 +23,7 @@ DeviceToken = Annotated[
 ]
 
 
-class DeviceRegister(BaseModel):
+class DeviceRegister(RequestModel):
     platform: Platform = Platform.IOS
     token: DeviceToken
     environment: ApnsEnvironment = ApnsEnvironment.PRODUCTION

@@ -5,12 +5,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.schemas.common import BlankIsNone, IdInt, ReadModel
+from app.schemas.common import MAX_ID, PHONE_CHARS, BlankIsNone, IdInt, ReadModel, RequestModel
 
 Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32)]
+PhoneText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=3, max_length=32, pattern=rf"^{PHONE_CHARS}$"
+    ),
+]
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 # The iOS app sends "" for a pickup address left empty; the store's (or none) applies then.
@@ -18,7 +23,7 @@ OptionalAddress = Annotated[Address | None, BlankIsNone]
 Boxes = Annotated[int, Field(ge=1, le=200)]
 
 
-class OrderCreate(BaseModel):
+class OrderCreate(RequestModel):
     model_config = ConfigDict(extra="ignore")
 
     recipient_first_name: Text100
@@ -37,7 +42,7 @@ class OrderCreate(BaseModel):
     store_id: IdInt | None = None
 
 
-class OrderUpdate(BaseModel):
+class OrderUpdate(RequestModel):
     """PATCH body; read-only keys a client echoes back (id, status, ...) are ignored."""
 
     model_config = ConfigDict(extra="ignore")
@@ -59,20 +64,20 @@ class OrderUpdate(BaseModel):
     pickup_address: OptionalAddress = None
     delivery_address: OptionalAddress = None
     boxes_count: Boxes | None = None
-    version: int | None = None
+    version: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
 
 
-class AssignBody(BaseModel):
+class AssignBody(RequestModel):
     courier_id: IdInt
 
 
-class StatusBody(BaseModel):
+class StatusBody(RequestModel):
     status: Literal["picked_up", "delivered", "failed"]
     note: Notes | None = None
     reason: Reason | None = None
 
 
-class CancelBody(BaseModel):
+class CancelBody(RequestModel):
     # The web admin sends {"reason": ""} when its prompt is left empty: no reason, stored as null.
     reason: Annotated[Reason | None, BlankIsNone] = None
 

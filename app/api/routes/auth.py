@@ -2,8 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Header
 
 from app.api.deps import ClientAddress, CurrentUser, SessionDep
 from app.api.errors import responses
@@ -13,16 +12,17 @@ from app.schemas.auth import (
     RefreshRequest,
     RegisterRequest,
     RegistrationRead,
+    TokenForm,
     TokenPair,
     UserRead,
 )
-from app.schemas.common import Ok
+from app.schemas.common import Ok, Text
 from app.services import auth as auth_service
 from app.services.auth import IssuedTokens
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
-UserAgent = Annotated[str | None, Header()]
+UserAgent = Annotated[Text | None, Header()]
 
 
 def _pair(tokens: IssuedTokens) -> TokenPair:
@@ -63,7 +63,9 @@ def login_password(
 
 @router.post("/token", responses=LOGIN_ERRORS)
 def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    # A model rather than OAuth2PasswordRequestForm, so a blank username or an over-long password
+    # is a 422 from the parser, not a ValidationError raised inside the route.
+    form: Annotated[TokenForm, Form()],
     session: SessionDep,
     client: ClientAddress,
     user_agent: UserAgent = None,

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from app.api.deps import CurrentUser, SessionDep
 from app.api.errors import responses
+from app.api.params import PathText
 from app.schemas.common import Ok
 from app.schemas.devices import DeviceRead, DeviceRegister, DeviceRegistered
 from app.services import devices as devices_service
@@ -35,6 +36,6 @@ def list_devices(principal: CurrentUser, session: SessionDep) -> list[DeviceRead
 
 
 @router.delete("/{token}", responses=responses(401, 404))
-def unregister_device(token: str, principal: CurrentUser, session: SessionDep) -> Ok:
+def unregister_device(token: PathText, principal: CurrentUser, session: SessionDep) -> Ok:
     devices_service.unregister_device(session, principal=principal, token=token)
     return Ok()

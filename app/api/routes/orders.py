@@ -1,6 +1,5 @@
 """Order endpoints: create, list, read, timeline, export, every transition, edit, delete."""
 
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -22,11 +21,12 @@ from app.api.deps import (
 )
 from app.api.errors import responses
 from app.api.idempotency import IdempotencyDep
-from app.api.params import PathId, QueryId
+from app.api.params import PathId, QueryId, date_bound
 from app.api.streaming import BoundedStreamingResponse
 from app.core.config import get_settings
 from app.core.errors import InvalidInput
 from app.db.models import OrderStatus
+from app.schemas.common import Text
 from app.schemas.orders import (
     AssignBody,
     CancelBody,
@@ -50,27 +50,11 @@ ACTION_ERRORS = responses(403, 404, 409, 422)
 PAGE_SIZE = 100  # a page asked for by `cursor` alone
 
 
-def _bound(value: str | None, name: str, *, end: bool) -> datetime | None:
-    """A date or a datetime; a `to` date means the whole of that day (exclusive next midnight)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            start = datetime.combine(day, time.min, tzinfo=UTC)
-            return start + timedelta(days=1) if end else start
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidInput(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 datetime") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-StatusQ = Annotated[list[str] | None, Query(description="repeatable, or a comma list")]
+StatusQ = Annotated[list[Text] | None, Query(description="repeatable, or a comma list")]
 IdQ = QueryId
-FromQ = Annotated[str | None, Query(alias="from", description="date or datetime")]
-ToQ = Annotated[str | None, Query(alias="to", description="date (whole day) or datetime")]
-SearchQ = Annotated[str | None, Query(max_length=100, description="recipient name or phone")]
+FromQ = Annotated[Text | None, Query(alias="from", description="date or datetime")]
+ToQ = Annotated[Text | None, Query(alias="to", description="date (whole day) or datetime")]
+SearchQ = Annotated[Text | None, Query(max_length=100, description="recipient name or phone")]
 
 
 async def order_filters(
@@ -92,8 +76,8 @@ async def order_filters(
         statuses=statuses,
         store_id=store_id or store,
         courier_id=courier_id or courier,
-        created_from=_bound(created_from, "from", end=False),
-        created_to=_bound(created_to, "to", end=True),
+        created_from=date_bound(created_from, "from", end=False),
+        created_to=date_bound(created_to, "to", end=True),
         q=q.strip() if q and q.strip() else None,
     )
 
