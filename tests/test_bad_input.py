@@ -147,6 +147,16 @@ class TestQueryAndPathText:
         response = client.delete("/v1/devices/ab%00cd", headers=world.h_courier)
         assert_names_field(response, "token")
 
+    def test_an_unknown_status_is_422_without_echoing_it(
+        self, client: TestClient, world: World
+    ) -> None:
+        response = client.get(
+            "/v1/orders", params={"status": "new,<b>x</b>"}, headers=world.h_admin
+        )
+        assert response.status_code == 422
+        assert "<b>x</b>" not in response.text
+        assert "delivered" in response.json()["detail"]
+
     def test_plain_search_still_works(self, client: TestClient, world: World) -> None:
         response = client.get("/v1/orders", params={"q": "Noa"}, headers=world.h_admin)
         assert response.status_code == 200, response.text

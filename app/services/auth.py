@@ -243,7 +243,16 @@ def _reuse_detected(session: Session, *, family_id: int, user_id: int) -> None:
 
 def logout(session: Session, *, refresh_token: str) -> None:
     row = _session_for_refresh_token(session, refresh_token)
-    family_id = row.family_id or row.id
+    _end_family(session, family_id=row.family_id or row.id)
+
+
+def logout_principal(session: Session, *, principal: Principal) -> None:
+    """Ends the session an access token belongs to: the iOS app logs out with only its Bearer
+    header, no refresh token in the body."""
+    _end_family(session, family_id=principal.family_id)
+
+
+def _end_family(session: Session, *, family_id: int) -> None:
     _revoke_family(session, family_id)
     # Devices registered under this session stop receiving the user's pushes.
     family_ids = select(UserSession.id).where(UserSession.family_id == family_id)

@@ -28,7 +28,9 @@ def clean_contacts(email: str | None, phone: str | None) -> tuple[str | None, st
     email, phone = normalize_email(email), normalize_phone(phone)
     if email is not None and "@" not in email:
         raise InvalidInput("email is not a valid address")
-    if phone is not None and not phone.lstrip("+").isdigit():
+    # ASCII digits only: str.isdigit() takes "²", which is no phone (the CLI reaches this too).
+    digits = phone.lstrip("+") if phone is not None else ""
+    if phone is not None and not (digits.isascii() and digits.isdigit()):
         raise InvalidInput("phone may hold digits, spaces, dashes, brackets and a leading +")
     return email, phone
 

@@ -71,7 +71,8 @@ async def order_filters(
     statuses = tuple(s.strip() for raw in status or [] for s in raw.split(",") if s.strip())
     unknown = [s for s in statuses if s not in set(OrderStatus)]
     if unknown:
-        raise InvalidInput(f"unknown status: {', '.join(unknown)}")
+        # Named from the known list, never echoed: the input is the caller's, not ours to print.
+        raise InvalidInput(f"status must be one of: {', '.join(OrderStatus)}")
     return OrderFilters(
         statuses=statuses,
         store_id=store_id or store,
