@@ -27,6 +27,9 @@ from tests.push.helpers import (
     wait_until,
 )
 
+# Every APNs setting cleared: APNs is not configured at all (half a configuration is refused).
+UNSET_APNS = ("apns_key", "apns_key_file", "apns_key_id", "apns_team_id", "apns_topic")
+
 
 def metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
@@ -164,7 +167,7 @@ class TestDelivery:
             store, creator = store_with_user(session)
             courier_with_device(session, token_of(1))
             order_created(session, store=store, actor=creator)  # written pending
-        start_worker(apns_settings.model_copy(update={"apns_key": None}))
+        start_worker(apns_settings.model_copy(update=dict.fromkeys(UNSET_APNS)))
         wait_until(lambda: all_done(live), what="job skipped")
         [job] = jobs(live)
         assert (job.status, job.last_error) == (PushStatus.SKIPPED, "APNs is not configured")
