@@ -4,7 +4,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-import httpx
+import httpx2 as httpx
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
