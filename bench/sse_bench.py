@@ -101,7 +101,7 @@ def configure_environment(database_url: str) -> None:
 def migrate_and_seed(url: str, *, users_per_role: int) -> dict[str, Any]:
     from alembic import command
 
-    from app.cli import alembic_config
+    from app.db.migrations import alembic_config
     from app.db.models import Role, Store, StoreMembership, StoreRole
     from app.db.session import build_engine
     from app.services.users import new_user

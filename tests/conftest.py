@@ -32,9 +32,9 @@ from sqlalchemy import Connection, Engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.api.deps import get_session, get_sessions  # noqa: E402
-from app.cli import alembic_config  # noqa: E402
 from app.core import ratelimit  # noqa: E402
 from app.core.config import Settings, get_settings  # noqa: E402
+from app.db.migrations import alembic_config  # noqa: E402
 from app.db.session import build_engine  # noqa: E402
 from app.main import create_app  # noqa: E402
 

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import EventType, Store, User
+from app.db.session import is_postgres
 from app.services.events import record_event
 from tests.builders import make_order
 
@@ -41,7 +42,7 @@ class LiveDatabase:
 
     @property
     def is_postgres(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
+        return is_postgres(self.engine)
 
     def session(self) -> Session:
         return self.sessions()

@@ -5,7 +5,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 
-import httpx
+import httpx2 as httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session

@@ -157,7 +157,7 @@ def get_stream_auth(
     if not raw:
         raise Unauthorized("Missing bearer token")
     # A stream lives as long as its session, not its access token (DESIGN §6): an expired
-    # token whose session is still live opens it too, here and nowhere else.
+    # token whose session is still valid opens it too, here and nowhere else.
     principal = auth_service.authenticate(session, raw, allow_expired=True)
     return StreamAuth(principal=principal)
 

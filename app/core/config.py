@@ -209,11 +209,6 @@ class Settings(BaseSettings):
     def direct_database_url(self) -> str:
         return self.database_url_direct or self.database_url
 
-    @property
-    def apns_configured(self) -> bool:
-        has_key = bool(self.apns_key) or self.apns_key_file is not None
-        return bool(self.apns_key_id and self.apns_team_id and self.apns_topic and has_key)
-
 
 def secret_bits(secret: str) -> float:
     counts = Counter(secret)

@@ -55,10 +55,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def live_index(name: str, *columns: str, unique: bool = False) -> Index:
-    """A partial index over rows not soft-deleted (on both databases)."""
-    live = text("deleted_at IS NULL")
-    return Index(name, *columns, unique=unique, postgresql_where=live, sqlite_where=live)
+def undeleted_index(name: str, *columns: str, unique: bool = False) -> Index:
+    """A partial index over rows not soft-deleted (on both databases).
+
+    Its older constraint names end in `_live_key`: names stored in the database, kept so no
+    migration renames them.
+    """
+    undeleted = text("deleted_at IS NULL")
+    return Index(name, *columns, unique=unique, postgresql_where=undeleted, sqlite_where=undeleted)
 
 
 def enum_check(name: str, column: str, enum: type[StrEnum]) -> CheckConstraint:

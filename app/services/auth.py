@@ -330,10 +330,10 @@ def change_password(
 
 
 def authenticate(session: Session, token: str, *, allow_expired: bool = False) -> Principal:
-    """Checks an access token against the database: live session, active user, current role.
+    """Checks an access token against the database: valid session, active user, current role.
 
     allow_expired (the live stream only): an expired access token is taken as long as its
-    session is live, the session's refresh lifetime included, so a stream lives as long as
+    session is valid, the session's refresh lifetime included, so a stream lives as long as
     its session, and a client reconnects with the token it has.
     """
     claims = decode_access_token(token, allow_expired=allow_expired)

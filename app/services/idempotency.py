@@ -34,6 +34,7 @@ from app.core.errors import (
 from app.db.base import utcnow
 from app.db.errors import violated_constraint
 from app.db.models import IdempotencyKey, Order
+from app.db.session import is_postgres
 from app.services.auth import Principal
 from app.services.orders import get_order
 from app.services.retry import retrying
@@ -193,7 +194,7 @@ def _claim(session: Session, row: IdempotencyKey) -> IdempotencyKey | None:
     if row.order_id is not None and session.get(Order, row.order_id) is None:
         session.rollback()
         raise NotFound("Order not found")
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgres(session)
     if postgres:
         # The insert waits on the unique index while a duplicate's transaction is open: bound it.
         wait_ms = int(get_settings().idempotency_wait_seconds * 1000)

@@ -51,21 +51,21 @@ EDITABLE_FIELDS = (
 
 
 def scope(principal: Principal) -> ColumnElement[bool]:
-    """The live orders the caller may see: admin all, store users their stores', couriers
+    """The undeleted orders the caller may see: admin all, store users their stores', couriers
     their own plus, in open mode, the pool of unassigned new orders."""
-    live = Order.deleted_at.is_(None)
+    undeleted = Order.deleted_at.is_(None)
     if principal.role == Role.ADMIN:
-        return and_(live, true())
+        return and_(undeleted, true())
     if principal.role == Role.STORE:
         if not principal.store_ids:
             return false()
-        return and_(live, Order.store_id.in_(principal.store_ids))
+        return and_(undeleted, Order.store_id.in_(principal.store_ids))
     if principal.role == Role.COURIER:
         mine = Order.courier_id == principal.user.id
         if get_settings().dispatch_mode == DispatchMode.OPEN:
             pool = and_(Order.status == OrderStatus.NEW, Order.courier_id.is_(None))
-            return and_(live, or_(mine, pool))
-        return and_(live, mine)
+            return and_(undeleted, or_(mine, pool))
+        return and_(undeleted, mine)
     return false()
 
 

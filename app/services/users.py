@@ -115,7 +115,7 @@ def store_ids_of(session: Session, user: User) -> list[int]:
 
 
 def revoke_sessions(session: Session, *, user_id: int, except_family_id: int | None = None) -> None:
-    """Ends every live session of the user (optionally all but one); the caller commits."""
+    """Ends every unrevoked session of the user (optionally all but one); the caller commits."""
     query = update(UserSession).where(
         UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
     )

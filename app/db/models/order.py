@@ -6,7 +6,15 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, BigId, IdMixin, TimestampMixin, UTCDateTime, enum_check, live_index
+from app.db.base import (
+    Base,
+    BigId,
+    IdMixin,
+    TimestampMixin,
+    UTCDateTime,
+    enum_check,
+    undeleted_index,
+)
 
 
 class OrderStatus(StrEnum):
@@ -30,10 +38,10 @@ class Order(IdMixin, TimestampMixin, Base):
         enum_check("status", "status", OrderStatus),
         CheckConstraint("boxes_count BETWEEN 1 AND 200", name="boxes_count"),
         # The hot lists: the pool and status filters, a store's orders, a courier's orders;
-        # all newest first by id, and only live rows.
-        live_index("orders_status_id_idx", "status", "id"),
-        live_index("orders_store_id_id_idx", "store_id", "id"),
-        live_index("orders_courier_id_status_idx", "courier_id", "status"),
+        # all newest first by id, and only undeleted rows.
+        undeleted_index("orders_status_id_idx", "status", "id"),
+        undeleted_index("orders_store_id_id_idx", "store_id", "id"),
+        undeleted_index("orders_courier_id_status_idx", "courier_id", "status"),
         Index("orders_created_at_idx", "created_at"),
     )
 

@@ -6,7 +6,15 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, BigId, IdMixin, TimestampMixin, UTCDateTime, enum_check, live_index
+from app.db.base import (
+    Base,
+    BigId,
+    IdMixin,
+    TimestampMixin,
+    UTCDateTime,
+    enum_check,
+    undeleted_index,
+)
 
 
 class StoreStatus(StrEnum):
@@ -24,7 +32,7 @@ class Store(IdMixin, TimestampMixin, Base):
     __tablename__ = "stores"
     __table_args__ = (
         enum_check("status", "status", StoreStatus),
-        live_index("stores_name_live_key", "name", unique=True),
+        undeleted_index("stores_name_live_key", "name", unique=True),
     )
 
     name: Mapped[str] = mapped_column(String(120))
