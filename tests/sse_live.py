@@ -25,8 +25,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import EventType, Store, User
-from app.services.events import record_event
+from app.db.models import EventType, OrderStatus, Store, User
+from app.services.events import OrderState, record_event
 from tests.builders import make_order
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,9 +79,9 @@ def commit_event(
             order=order,
             type=type,
             actor=None,
-            from_status=None,
-            prev_courier_id=None,
-            was_in_pool=was_in_pool,
+            before=OrderState(status=OrderStatus.NEW, courier_id=None, in_pool=True)
+            if was_in_pool
+            else None,
         )
         session.commit()
         return event.id

@@ -47,9 +47,7 @@ def _event(db: Session, store: Store) -> OrderEvent:
         order=order,
         type=EventType.CREATED,
         actor=None,
-        from_status=None,
-        prev_courier_id=None,
-        was_in_pool=False,
+        before=None,
     )
     db.commit()
     return event

@@ -580,9 +580,7 @@ class TestAcrossProcesses:
                 order=order,
                 type=EventType.CREATED,
                 actor=None,
-                from_status=None,
-                prev_courier_id=None,
-                was_in_pool=False,
+                before=None,
             )  # flushed: id allocated, transaction still open
             later = commit_event(db, store=world.store_a)
             assert later > held.id
@@ -605,9 +603,7 @@ class TestAcrossProcesses:
                 order=order,
                 type=EventType.CREATED,
                 actor=None,
-                from_status=None,
-                prev_courier_id=None,
-                was_in_pool=False,
+                before=None,
             )
             later = commit_event(db, store=world.store_a)
             assert sse.next_event(timeout=8).id == later  # the grace period (3 s) ran out
@@ -634,9 +630,7 @@ class TestAcrossProcesses:
                     order=order,
                     type=EventType.CREATED,
                     actor=None,
-                    from_status=None,
-                    prev_courier_id=None,
-                    was_in_pool=False,
+                    before=None,
                 )
                 later = commit_event(db, store=world.store_a)
                 doomed.rollback()

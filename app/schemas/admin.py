@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.core.security import PASSWORD_MAX_LENGTH
 from app.db.models import StoreRole, StoreStatus, UserStatus
 from app.schemas.common import (
     BlankIsNone,
@@ -58,7 +59,7 @@ class CourierUpdate(AdminForm):
     phone: Phone | None = None
     capacity_boxes: Capacity | None = None
     status: UserStatus | None = None
-    password: Annotated[str, StringConstraints(max_length=256)] | None = None
+    password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX_LENGTH)] | None = None
 
 
 class CourierRead(ReadModel):
@@ -84,7 +85,7 @@ class Credentials(RequestModel):
     # Blank or missing fields leave the stored value unchanged.
     email: Email | None = None
     phone: Phone | None = None
-    password: Annotated[str, StringConstraints(max_length=256)] | None = None
+    password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX_LENGTH)] | None = None
 
 
 class StoreCredentials(Credentials):
