@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.db.models import Order, Role, Store
 from app.services.order_export import LEASES, neutralise
-from tests.builders import login_tokens, make_store, make_user
+from tests.builders import login_tokens, make_order, make_store, make_user
 from tests.orders_helpers import ORDER_BODY, World
 
 
@@ -54,9 +54,13 @@ class TestFormulaNeutralising:
         assert neutralise(text) == text
 
     def test_a_formula_in_the_phone_is_exported_as_text(
-        self, client: TestClient, world: World
+        self, client: TestClient, db: Session, world: World
     ) -> None:
-        create(client, world.h_store, phone="=1+cmd|' /C calc'!A0")
+        # The API refuses such a phone now (tests/test_bad_input.py); rows stored before it did
+        # still hold them, so the row is written directly.
+        order = make_order(db, store=world.store)
+        order.phone = "=1+cmd|' /C calc'!A0"
+        db.commit()
         (row,) = export_rows(client, world.h_store)
         assert row["phone"] == "'=1+cmd|' /C calc'!A0"
 

@@ -231,6 +231,12 @@ STATUS_FROM = {
     OrderStatus.DELIVERED: OrderStatus.PICKED_UP,
     OrderStatus.FAILED: OrderStatus.PICKED_UP,
 }
+# The column each status a courier reports stamps with its time.
+STATUS_STAMP = {
+    OrderStatus.PICKED_UP: "picked_up_at",
+    OrderStatus.DELIVERED: "delivered_at",
+    OrderStatus.FAILED: "failed_at",
+}
 
 
 def set_status(
@@ -255,7 +261,7 @@ def set_status(
             return None
         if order.status != STATUS_FROM[status]:
             raise InvalidTransition(f"A {order.status} order cannot become {status}")
-        values: dict[str, Any] = {"status": status, f"{status}_at": now}
+        values: dict[str, Any] = {"status": status, STATUS_STAMP[status]: now}
         if status == OrderStatus.FAILED:
             values["failure_reason"] = reason
         return Change(

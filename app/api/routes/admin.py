@@ -55,15 +55,7 @@ def list_couriers(session: SessionDep) -> list[CourierRead]:
 
 @router.post("/couriers", status_code=201, responses=responses(409, 422))
 def create_courier(body: CourierCreate, session: SessionDep) -> CourierRead:
-    courier = couriers_service.create_courier(
-        session,
-        name=body.name,
-        email=body.email,
-        phone=body.phone,
-        password=body.password,
-        capacity_boxes=body.capacity_boxes,
-        status=body.status,
-    )
+    courier = couriers_service.create_courier(session, data=body)
     return CourierRead.model_validate(courier)
 
 
@@ -74,9 +66,7 @@ def get_courier(courier_id: PathId, session: SessionDep) -> CourierRead:
 
 @router.patch("/couriers/{courier_id}", responses=responses(404, 409, 422))
 def update_courier(courier_id: PathId, body: CourierUpdate, session: SessionDep) -> CourierRead:
-    courier = couriers_service.update_courier(
-        session, courier_id=courier_id, **body.model_dump(exclude_unset=True)
-    )
+    courier = couriers_service.update_courier(session, courier_id=courier_id, data=body)
     return CourierRead.model_validate(courier)
 
 
@@ -113,7 +103,7 @@ def list_stores(admin: AdminUser, session: SessionDep) -> list[StoreRead]:
 
 @router.post("/stores", status_code=201, responses=responses(409, 422))
 def create_store(body: StoreCreate, session: SessionDep) -> StoreRead:
-    store = stores_service.create_store(session, **body.model_dump())
+    store = stores_service.create_store(session, data=body)
     return StoreRead.model_validate(store)
 
 
@@ -124,9 +114,7 @@ def get_store(store_id: PathId, session: SessionDep) -> StoreRead:
 
 @router.patch("/stores/{store_id}", responses=responses(404, 409, 422))
 def update_store(store_id: PathId, body: StoreUpdate, session: SessionDep) -> StoreRead:
-    store = stores_service.update_store(
-        session, store_id=store_id, changes=body.model_dump(exclude_unset=True)
-    )
+    store = stores_service.update_store(session, store_id=store_id, data=body)
     return StoreRead.model_validate(store)
 
 
