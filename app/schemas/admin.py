@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.core.security import PASSWORD_MAX_LENGTH
-from app.db.models import StoreRole, StoreStatus, UserStatus
+from app.db.models import StoreMembership, StoreRole, StoreStatus, User, UserStatus
 from app.schemas.common import (
     BlankIsNone,
     Email,
@@ -146,3 +146,16 @@ class StoreUserRead(BaseModel):
     status: str
     role_in_store: str
     created_at: datetime
+
+
+def store_user_read(user: User, membership: StoreMembership) -> StoreUserRead:
+    """A store's user as the admin lists them: the account and its role in that store."""
+    return StoreUserRead(
+        id=user.id,
+        name=user.name,
+        email=user.email,
+        phone=user.phone,
+        status=user.status,
+        role_in_store=membership.role_in_store,
+        created_at=user.created_at,
+    )

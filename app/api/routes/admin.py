@@ -5,7 +5,6 @@ from fastapi import APIRouter, Depends
 from app.api.deps import AdminUser, SessionDep, admin_only
 from app.api.errors import responses
 from app.api.params import PathId
-from app.db.models import StoreMembership, User
 from app.schemas.admin import (
     CourierCreate,
     CourierRead,
@@ -20,6 +19,7 @@ from app.schemas.admin import (
     StoreUserCreate,
     StoreUserRead,
     UserStatusChange,
+    store_user_read,
 )
 from app.schemas.auth import UserRead
 from app.schemas.common import Ok
@@ -34,18 +34,6 @@ router = APIRouter(
     dependencies=[Depends(admin_only)],
     responses=responses(401, 403),
 )
-
-
-def _store_user(user: User, membership: StoreMembership) -> StoreUserRead:
-    return StoreUserRead(
-        id=user.id,
-        name=user.name,
-        email=user.email,
-        phone=user.phone,
-        status=user.status,
-        role_in_store=membership.role_in_store,
-        created_at=user.created_at,
-    )
 
 
 @router.get("/couriers")
@@ -142,7 +130,7 @@ def set_store_credentials(
 @router.get("/stores/{store_id}/users", responses=responses(404))
 def list_store_users(store_id: PathId, session: SessionDep) -> list[StoreUserRead]:
     rows = stores_service.list_store_users(session, store_id=store_id)
-    return [_store_user(user, membership) for user, membership in rows]
+    return [store_user_read(user, membership) for user, membership in rows]
 
 
 @router.post("/stores/{store_id}/users", status_code=201, responses=responses(404, 409, 422))
@@ -163,7 +151,7 @@ def create_store_user(
             password=body.password,
             role_in_store=body.role_in_store,
         )
-    return _store_user(user, membership)
+    return store_user_read(user, membership)
 
 
 @router.delete("/stores/{store_id}/users/{user_id}", responses=responses(404))
