@@ -208,7 +208,9 @@ def list_orders(
 ) -> tuple[list[OrderRead], int | None]:
     """Newest first by id (keyset): rows inserted while paging never shift later pages.
 
-    One query: the page and its store and courier names together.
+    One query: the page and its store and courier names together. The named exception to
+    "services return ORM objects, routes render them with *_read helpers": rows become read
+    models here, without ever becoming Order objects, because this is the hot path.
     """
     query = filtered(principal, filters)
     if cursor is not None:
