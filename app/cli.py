@@ -69,20 +69,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
+    from app.core.errors import ZarizError
     from app.db.models import Role
     from app.db.session import get_sessionmaker
     from app.services.users import new_user
 
     password = args.password if args.password is not None else read_password()
     with get_sessionmaker()() as session:
-        user = new_user(
-            session,
-            role=Role.ADMIN,
-            name=args.name,
-            email=args.email,
-            phone=args.phone,
-            password=password,
-        )
+        try:
+            user = new_user(
+                session,
+                role=Role.ADMIN,
+                name=args.name,
+                email=args.email,
+                phone=args.phone,
+                password=password,
+            )
+        except ZarizError as exc:  # the password policy, a taken email: one line, no traceback
+            print(f"zariz create-admin: {exc.detail}", file=sys.stderr)
+            return 2
         session.commit()
         print(f"admin {user.id} created: {user.email or user.phone}")
     return 0

@@ -145,9 +145,7 @@ def run(args: argparse.Namespace, database_url: str, stack: ExitStack) -> Result
                     order=order,
                     type=EventType.CREATED,
                     actor=actor,
-                    from_status=None,
-                    prev_courier_id=None,
-                    was_in_pool=False,
+                    before=None,
                 )
             session.commit()
             return [o.id for o in orders], time.time()

@@ -275,9 +275,7 @@ def commit_order(store_id: int) -> tuple[int, float]:
             order=order,
             type=EventType.CREATED,
             actor=None,
-            from_status=None,
-            prev_courier_id=None,
-            was_in_pool=False,
+            before=None,
         )
         session.commit()
         return order.id, time.time()

@@ -35,7 +35,9 @@ def truncate_all(engine: Engine) -> None:
 
 @pytest.fixture
 def committed(engine: Engine) -> Iterator[Session]:
-    """A session whose commits are real; every table is emptied afterwards."""
+    """The database that really commits, for threads, servers and workers that must see the data:
+    a session whose commits are real, and every table emptied afterwards. (Push tests take new
+    sessions on it through `live`; uvicorn processes serve `live_db`, tests/sse_live.py.)"""
     session = Session(bind=engine, expire_on_commit=False)
     try:
         yield session

@@ -92,6 +92,24 @@ def test_create_admin_makes_an_active_admin_who_can_log_in(migrated: Path, workd
     assert "a long admin password" not in result.stdout + result.stderr
 
 
+def test_create_admin_refuses_a_password_below_the_policy(migrated: Path, workdir: Path) -> None:
+    result = run_zariz(
+        "create-admin",
+        "--name",
+        "Weak Admin",
+        "--email",
+        "weak.admin@example.com",
+        "--password",
+        "x",
+        cwd=workdir,
+        database_url=f"sqlite:///{migrated}",
+    )
+    assert result.returncode == 2
+    assert "at least 8 characters" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert rows(migrated, "SELECT id FROM users WHERE email = 'weak.admin@example.com'") == []
+
+
 def test_seed_demo_prints_logins_and_is_idempotent(migrated: Path, workdir: Path) -> None:
     first = run_zariz("seed-demo", cwd=workdir, database_url=f"sqlite:///{migrated}")
     assert first.returncode == 0, first.stderr

@@ -33,6 +33,7 @@ from app.core.security import (
     verify_password,
 )
 from app.db.base import utcnow
+from app.db.dml import changed_rows
 from app.db.models import Device, Role, StoreMembership, User, UserSession, UserStatus
 from app.services.users import clean_contacts, new_user, revoke_sessions, store_ids_of
 
@@ -51,7 +52,7 @@ class Principal:
     store_ids: tuple[int, ...]
 
     @property
-    def role(self) -> str:
+    def role(self) -> Role:
         return self.user.role
 
 
@@ -223,7 +224,7 @@ def refresh(
     else:
         # WHERE repeats "not yet rotated" so two concurrent refreshes cannot both rotate it.
         query = query.where(UserSession.replaced_by_id.is_(None)).values(replaced_by_id=new_id)
-    if session.execute(query).rowcount != 1:  # type: ignore[attr-defined]
+    if changed_rows(session, query) != 1:
         session.rollback()
         if _retried:
             _reuse_detected(session, family_id=family_id, user_id=row.user_id)

@@ -1,5 +1,6 @@
 """Recording an order event with its side effects: push jobs and the committed-event signal."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,23 +16,43 @@ def in_pool(status: str | None, courier_id: int | None, deleted: bool = False) -
     return status == OrderStatus.NEW and courier_id is None and not deleted
 
 
+@dataclass(frozen=True)
+class OrderState:
+    """What an event needs of the order as it was before the change: taken before the UPDATE."""
+
+    status: OrderStatus
+    courier_id: int | None
+    in_pool: bool
+
+    @classmethod
+    def of(cls, order: Order) -> "OrderState":
+        return cls(
+            status=OrderStatus(order.status),
+            courier_id=order.courier_id,
+            in_pool=in_pool(order.status, order.courier_id, order.deleted_at is not None),
+        )
+
+
 def record_event(
     session: Session,
     *,
     order: Order,
+    before: OrderState | None,
     type: EventType,
     actor: Principal | None,
-    from_status: str | None,
-    prev_courier_id: int | None,
-    was_in_pool: bool,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> OrderEvent:
-    """Adds the event, its push jobs and its signal to the caller's open transaction."""
+    """Adds the event, its push jobs and its signal to the caller's open transaction.
+
+    `order` is the order after the change, `before` its state before (None: it was just created);
+    the trail's from-status, the courier it left and whether the pool changed follow from both.
+    """
+    prev_courier_id = before.courier_id if before is not None else None
     event = OrderEvent(
         order_id=order.id,
         type=type,
-        from_status=from_status,
+        from_status=before.status if before is not None else None,
         to_status=order.status,
         actor_id=actor.user.id if actor else None,
         actor_role=actor.role if actor else None,
@@ -40,7 +61,9 @@ def record_event(
         store_id=order.store_id,
         reason=reason,
         data=data,
-        pool_change=was_in_pool
+        # An order entering or leaving the pool (or changing inside it) is news to the couriers
+        # watching the pool, whoever else hears of it.
+        pool_change=(before is not None and before.in_pool)
         or in_pool(order.status, order.courier_id, order.deleted_at is not None),
     )
     session.add(event)

@@ -32,6 +32,7 @@ from app.core.errors import (
     lock_conflict,
 )
 from app.db.base import utcnow
+from app.db.dml import changed_rows
 from app.db.errors import violated_constraint
 from app.db.models import IdempotencyKey, Order
 from app.db.session import is_postgres
@@ -220,8 +221,8 @@ def _claim(session: Session, row: IdempotencyKey) -> IdempotencyKey | None:
 
 
 def purge_expired(session: Session) -> int:
-    result = session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - TTL)
+    purged = changed_rows(
+        session, delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - TTL)
     )
     session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return purged

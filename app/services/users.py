@@ -142,9 +142,7 @@ def apply_credentials(
     password_changed = bool(password and password.strip())
     if password_changed:
         assert password is not None
-        if len(password) < 8:
-            raise InvalidInput("password must be at least 8 characters")
-        user.password_hash = hash_password(password)
+        user.password_hash = hash_password(password)  # refuses a password below the policy
         revoke_sessions(session, user_id=user.id)
     flush_user_change(session)
     return password_changed

@@ -17,7 +17,7 @@ from app.db.models import OrderEvent, Role, Store, StoreMembership, StoreStatus,
 @dataclass(frozen=True)
 class Viewer:
     user_id: int
-    role: str
+    role: Role
     store_ids: tuple[int, ...] = ()
 
 

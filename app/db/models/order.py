@@ -10,6 +10,7 @@ from app.db.base import (
     Base,
     BigId,
     IdMixin,
+    StrEnumType,
     TimestampMixin,
     UTCDateTime,
     enum_check,
@@ -47,7 +48,7 @@ class Order(IdMixin, TimestampMixin, Base):
 
     store_id: Mapped[int] = mapped_column(BigId, ForeignKey("stores.id"))
     courier_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
-    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.NEW)
+    status: Mapped[OrderStatus] = mapped_column(StrEnumType(OrderStatus), default=OrderStatus.NEW)
     # None when neither the order nor its store names a pickup address.
     pickup_address: Mapped[str | None] = mapped_column(String(300))
     delivery_address: Mapped[str] = mapped_column(String(300))

@@ -10,6 +10,7 @@ from app.db.base import (
     Base,
     BigId,
     IdMixin,
+    StrEnumType,
     TimestampMixin,
     UTCDateTime,
     enum_check,
@@ -36,7 +37,9 @@ class Store(IdMixin, TimestampMixin, Base):
     )
 
     name: Mapped[str] = mapped_column(String(120))
-    status: Mapped[str] = mapped_column(String(16), default=StoreStatus.ACTIVE)
+    status: Mapped[StoreStatus] = mapped_column(
+        StrEnumType(StoreStatus), default=StoreStatus.ACTIVE
+    )
     # Optional: an order of a store without one carries its own pickup address, or none.
     pickup_address: Mapped[str | None] = mapped_column(String(300))
     phone: Mapped[str | None] = mapped_column(String(32))
@@ -54,4 +57,6 @@ class StoreMembership(IdMixin, TimestampMixin, Base):
 
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
     store_id: Mapped[int] = mapped_column(BigId, ForeignKey("stores.id"), index=True)
-    role_in_store: Mapped[str] = mapped_column(String(16), default=StoreRole.STAFF)
+    role_in_store: Mapped[StoreRole] = mapped_column(
+        StrEnumType(StoreRole), default=StoreRole.STAFF
+    )
