@@ -193,7 +193,12 @@ def start_server(db_url: str, tmp: Path, **settings: str) -> LiveServer:
     raise AssertionError("unreachable")
 
 
-def _wait_ready(server: LiveServer, timeout: float = 20) -> bool:
+# Generous: on a loaded machine (CI, or helpers sharing two cores) a fresh interpreter took over
+# 30 s to import the app, and a server killed at 20 s for being slow never came up at all.
+READY_TIMEOUT = 90.0
+
+
+def _wait_ready(server: LiveServer, timeout: float = READY_TIMEOUT) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
