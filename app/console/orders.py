@@ -1,0 +1,438 @@
+"""Console order pages: the board, the new-order form, the order page and its actions."""
+
+import json
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from app.api.deps import get_session
+from app.console.render import CheckedForm, ConsoleRoute, field_errors, page, redirect, text
+from app.console.session import ConsoleUser
+from app.core.errors import Forbidden, InvalidInput, ZarizError
+from app.db.models import FINAL_STATUSES, OrderStatus, Role
+from app.schemas.common import MAX_ID
+from app.schemas.orders import OrderCreate, OrderUpdate
+from app.services import dispatch_board
+from app.services import order_lifecycle as lifecycle
+from app.services import orders as orders_service
+from app.services import stores as stores_service
+from app.services.auth import Principal
+from app.services.idempotency import KeyedRequest, run_order_action
+from app.services.order_views import order_read
+from app.services.orders import OrderFilters
+from app.services.pricing import price_for
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+SessionDep = Annotated[Session, Depends(get_session)]
+BOARD_PAGE = 100
+# The board's columns, in the order work moves through them.
+BOARD_GROUPS = (
+    OrderStatus.NEW,
+    OrderStatus.ASSIGNED,
+    OrderStatus.ACCEPTED,
+    OrderStatus.PICKED_UP,
+    OrderStatus.DELIVERED,
+    OrderStatus.FAILED,
+    OrderStatus.CANCELED,
+)
+ORDER_FIELDS = (
+    "recipient_first_name",
+    "recipient_last_name",
+    "phone",
+    "street",
+    "building_no",
+    "floor",
+    "apartment",
+    "pickup_address",
+    "delivery_address",
+    "notes",
+    "boxes_count",
+)
+
+
+def _day(raw: str | None, name: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date like 2026-12-01") from None
+
+
+def board_filters(
+    status: Annotated[list[str] | None, Query(max_length=20)] = None,
+    store: Annotated[str | None, Query(max_length=20)] = None,
+    courier: Annotated[str | None, Query(max_length=20)] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=20)] = None,
+    to: Annotated[str | None, Query(max_length=20)] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> OrderFilters:
+    statuses = tuple(s for s in status or [] if s)
+    if any(s not in set(OrderStatus) for s in statuses):
+        raise InvalidInput("unknown status")
+    ids: dict[str, int | None] = {}
+    for name, raw in (("store", store), ("courier", courier)):
+        if raw and not raw.isdigit():
+            raise InvalidInput(f"{name} must be a number")
+        ids[name] = int(raw) if raw else None
+    first, last = _day(from_, "from"), _day(to, "to")
+    return OrderFilters(
+        statuses=statuses,
+        store_id=ids["store"],
+        courier_id=ids["courier"],
+        created_from=datetime.combine(first, time(), UTC) if first else None,
+        created_to=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
+        q=q.strip() if q and q.strip() else None,
+    )
+
+
+def _board_context(
+    request: Request, session: Session, principal: Principal, cursor: int | None
+) -> dict[str, Any]:
+    try:
+        filters = board_filters(
+            status=request.query_params.getlist("status"),
+            store=request.query_params.get("store"),
+            courier=request.query_params.get("courier"),
+            from_=request.query_params.get("from"),
+            to=request.query_params.get("to"),
+            q=request.query_params.get("q"),
+        )
+        error = None
+    except InvalidInput as exc:
+        filters, error = OrderFilters(), exc.detail
+    orders, next_cursor = orders_service.list_orders(
+        session, principal=principal, filters=filters, limit=BOARD_PAGE, cursor=cursor
+    )
+    groups = [(s, [o for o in orders if o.status == s]) for s in BOARD_GROUPS]
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
+    next_url = None
+    if next_cursor is not None:
+        next_url = "/console?" + urlencode([*params, ("cursor", str(next_cursor))])
+    return {
+        "groups": groups,
+        "filters": filters,
+        "filter_error": error,
+        "query": urlencode(params),
+        "next_url": next_url,
+        "cursor": cursor,
+        "stores": stores_service.list_stores(session, principal=principal),
+        "couriers": dispatch_board.courier_loads(session, available_only=False)
+        if principal.role == Role.ADMIN
+        else [],
+        "statuses": BOARD_GROUPS,
+        "raw": dict(request.query_params),
+        "now": datetime.now(UTC),
+    }
+
+
+Cursor = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.get("", response_class=HTMLResponse)
+def board(
+    request: Request, principal: ConsoleUser, session: SessionDep, cursor: Cursor = None
+) -> HTMLResponse:
+    context = _board_context(request, session, principal, cursor)
+    return page(request, "board.html", principal=principal, **context)
+
+
+@router.get("/board", response_class=HTMLResponse)
+def board_fragment(
+    request: Request, principal: ConsoleUser, session: SessionDep, cursor: Cursor = None
+) -> HTMLResponse:
+    """The board alone: what the page swaps in when the live stream says something changed."""
+    context = _board_context(request, session, principal, cursor)
+    return page(request, "_board.html", principal=principal, **context)
+
+
+def _price(boxes: object) -> tuple[int, int] | None:
+    try:
+        count = int(str(boxes))
+    except ValueError:
+        return None
+    return price_for(count) if 1 <= count <= 200 else None
+
+
+def _new_order_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    stores = stores_service.list_stores(session, principal=principal)
+    return page(
+        request,
+        "new_order.html",
+        principal=principal,
+        status_code=status_code,
+        values=values,
+        errors=errors or {},
+        stores=[s for s in stores if s.status == "active"],
+        price=_price(values.get("boxes_count", "1")),
+    )
+
+
+@router.get("/orders/new", response_class=HTMLResponse)
+def new_order_form(request: Request, principal: ConsoleUser, session: SessionDep) -> HTMLResponse:
+    # One key per rendered form: a double submit (or a resubmitted POST) creates one order.
+    values = {"boxes_count": "1", "idempotency_key": str(uuid.uuid4())}
+    return _new_order_page(request, session, principal, values=values)
+
+
+@router.get("/orders/price", response_class=HTMLResponse)
+def price_preview(
+    request: Request,
+    principal: ConsoleUser,
+    boxes_count: Annotated[str, Query(max_length=10)] = "1",
+) -> HTMLResponse:
+    return page(request, "_price.html", principal=principal, price=_price(boxes_count))
+
+
+def _form_values(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
+    return {n: v.strip() for n in names if isinstance(v := form.get(n), str)}
+
+
+@router.post("/orders/new", response_class=HTMLResponse)
+def create_order(
+    request: Request, principal: ConsoleUser, session: SessionDep, form: CheckedForm
+) -> Response:
+    values = _form_values(form, (*ORDER_FIELDS, "store_id", "idempotency_key"))
+    data_in: dict[str, Any] = {k: v for k, v in values.items() if v and k in ORDER_FIELDS}
+    if values.get("store_id"):
+        data_in["store_id"] = values["store_id"]
+    try:
+        data = OrderCreate.model_validate(data_in)
+    except ValidationError as exc:
+        return _new_order_page(
+            request, session, principal, values=values, errors=field_errors(exc), status_code=422
+        )
+    key = values.get("idempotency_key") or str(uuid.uuid4())
+    keyed = KeyedRequest(
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=json.dumps(data.model_dump(mode="json"), sort_keys=True).encode(),
+    )
+    try:
+        outcome = run_order_action(
+            session,
+            principal=principal,
+            request=keyed,
+            status_code=201,
+            order_id=None,
+            action=lambda row: orders_service.create_order(
+                session, principal=principal, data=data, idempotency_key=row
+            ),
+        )
+    except ZarizError as exc:
+        field = "store_id" if exc.status in (403, 404) or "store" in exc.detail else "form"
+        return _new_order_page(
+            request,
+            session,
+            principal,
+            values=values,
+            errors={field: exc.detail},
+            status_code=exc.status,
+        )
+    return redirect(request, f"/console/orders/{outcome.order.id}")
+
+
+def _order_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    order_id: int,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    order = orders_service.get_order(session, principal=principal, order_id=order_id)
+    read = order_read(session, order)
+    events = orders_service.timeline(session, principal=principal, order_id=order_id)
+    is_admin = principal.role == Role.ADMIN
+    final = order.status in FINAL_STATUSES
+    may = {
+        "assign": is_admin
+        and order.status in (OrderStatus.NEW, OrderStatus.ASSIGNED, OrderStatus.ACCEPTED),
+        "unassign": is_admin and order.status in (OrderStatus.ASSIGNED, OrderStatus.ACCEPTED),
+        "cancel": not final
+        and (is_admin or order.status in (OrderStatus.NEW, OrderStatus.ASSIGNED)),
+        "edit": not final and (is_admin or order.status == OrderStatus.NEW),
+        "delete": is_admin,
+    }
+    couriers = dispatch_board.courier_loads(session, available_only=False) if may["assign"] else []
+    edit_values = values or {
+        f: "" if getattr(read, f) is None else str(getattr(read, f)) for f in ORDER_FIELDS
+    }
+    return page(
+        request,
+        "order.html",
+        principal=principal,
+        status_code=status_code,
+        order=read,
+        events=events,
+        may=may,
+        couriers=couriers,
+        errors=errors or {},
+        values=edit_values,
+    )
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
+def order_page(
+    request: Request, order_id: OrderId, principal: ConsoleUser, session: SessionDep
+) -> HTMLResponse:
+    return _order_page(request, session, principal, order_id)
+
+
+def _action(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    order_id: int,
+    field: str,
+    run: Any,
+) -> Response:
+    """Runs one order action; its error is shown next to the action that caused it."""
+    try:
+        run()
+    except ZarizError as exc:
+        if exc.status == 404:
+            raise
+        return _order_page(
+            request,
+            session,
+            principal,
+            order_id,
+            errors={field: exc.detail},
+            status_code=exc.status,
+        )
+    return redirect(request, f"/console/orders/{order_id}")
+
+
+@router.post("/orders/{order_id}/assign", response_class=HTMLResponse)
+def assign(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    raw = text(form, "courier_id") or ""
+
+    def run() -> None:
+        if not raw.isdigit():
+            raise InvalidInput("Pick a courier")
+        lifecycle.assign_order(session, order_id=order_id, courier_id=int(raw), admin=principal)
+
+    return _action(request, session, principal, order_id, "assign", _admin_only(principal, run))
+
+
+@router.post("/orders/{order_id}/unassign", response_class=HTMLResponse)
+def unassign(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    def run() -> None:
+        lifecycle.unassign_order(session, order_id=order_id, admin=principal)
+
+    return _action(request, session, principal, order_id, "assign", _admin_only(principal, run))
+
+
+@router.post("/orders/{order_id}/cancel", response_class=HTMLResponse)
+def cancel(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    reason = text(form, "reason")
+
+    def run() -> None:
+        if reason is not None and len(reason) > 500:
+            raise InvalidInput("The reason can be at most 500 characters")
+        lifecycle.cancel_order(session, order_id=order_id, reason=reason, actor=principal)
+
+    return _action(request, session, principal, order_id, "cancel", run)
+
+
+@router.post("/orders/{order_id}/edit", response_class=HTMLResponse)
+def edit(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    values = _form_values(form, (*ORDER_FIELDS, "version"))
+    try:
+        data = OrderUpdate.model_validate({k: v for k, v in values.items() if v != ""})
+    except ValidationError as exc:
+        return _order_page(
+            request,
+            session,
+            principal,
+            order_id,
+            errors=field_errors(exc),
+            values=values,
+            status_code=422,
+        )
+
+    def run() -> None:
+        orders_service.update_order(session, principal=principal, order_id=order_id, data=data)
+
+    return _action(request, session, principal, order_id, "edit", run)
+
+
+@router.post("/orders/{order_id}/delete", response_class=HTMLResponse)
+def delete(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    def run() -> None:
+        orders_service.delete_order(session, principal=principal, order_id=order_id)
+
+    try:
+        _admin_only(principal, run)()
+    except ZarizError as exc:
+        if exc.status == 404:
+            raise
+        return _order_page(
+            request,
+            session,
+            principal,
+            order_id,
+            errors={"delete": exc.detail},
+            status_code=exc.status,
+        )
+    return redirect(request, "/console")
+
+
+def _admin_only(principal: Principal, run: Any) -> Any:
+    def guarded() -> None:
+        if principal.role != Role.ADMIN:
+            raise Forbidden("Only dispatch (admins) may do this")
+        run()
+
+    return guarded
