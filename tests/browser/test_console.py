@@ -1,0 +1,182 @@
+"""The console in a real browser: sign-in, new order, the live board, dispatch, cancel, sign-out."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import Role, StoreMembership, StoreRole, User
+from tests.browser.conftest import EXPECT_TIMEOUT_MS, OfflinePage
+from tests.builders import PASSWORD, auth_headers, make_store, make_user
+
+pytestmark = pytest.mark.slow
+
+# CONSOLE_SCREENSHOTS=docs/console makes these tests save the pictures docs/console.md shows.
+SHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
+
+
+def shot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def second_page(browser: Browser) -> Iterator[OfflinePage]:
+    """A second browser (its own cookies): the dispatcher beside the store owner."""
+    context = browser.new_context()
+    offline = OfflinePage(context.new_page())
+    offline.page.set_default_timeout(EXPECT_TIMEOUT_MS)
+    try:
+        yield offline
+    finally:
+        context.close()
+    assert offline.foreign == []
+
+
+def owner_of(db: Session, store_name: str, name: str, email: str) -> User:
+    store = make_store(db, name=store_name)
+    user = make_user(db, role=Role.STORE, name=name, email=email)
+    db.add(StoreMembership(user_id=user.id, store_id=store.id, role_in_store=StoreRole.OWNER))
+    db.commit()
+    return user
+
+
+def sign_in(page: Page, base: str, user: User) -> None:
+    page.goto(f"{base}/console")
+    expect(page).to_have_url(f"{base}/console/login?next=%2Fconsole")
+    page.get_by_label("Email or phone").fill(user.email or "")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Board")).to_be_visible()
+    # The live stream is open before the test makes anything happen.
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "open")
+
+
+def no_csp_violations(*pages: OfflinePage) -> None:
+    for offline in pages:
+        assert not [e for e in offline.console_errors if "Content Security Policy" in e]
+
+
+def card(page: Page, status: str, order_id: str) -> object:
+    return page.locator(f".status-{status} [data-order-id='{order_id}']")
+
+
+def test_store_creates_an_order_and_dispatch_sees_it_live_and_assigns_it(
+    live_server: str,
+    committed: Session,
+    offline_page: OfflinePage,
+    second_page: OfflinePage,
+) -> None:
+    owner = owner_of(committed, "חנות הפרחים", "Shira Store", "shira@example.com")
+    admin = make_user(committed, role=Role.ADMIN, name="Dana Dispatch", email="dana@example.com")
+    courier = make_user(committed, role=Role.COURIER, name="Yossi Courier", capacity_boxes=10)
+    store_page, admin_page = offline_page.page, second_page.page
+    sign_in(store_page, live_server, owner)
+    sign_in(admin_page, live_server, admin)
+    shot(admin_page, "board-empty")
+
+    # The store owner creates an order; a field left out is named next to the field first.
+    store_page.get_by_role("link", name="New order").click()
+    store_page.get_by_label("First name *").fill("נועה")
+    store_page.get_by_label("Last name *").fill("לוי")
+    store_page.get_by_label("Street *").fill("דיזנגוף")
+    store_page.get_by_label("Building *").fill("100")
+    store_page.get_by_label("Boxes *").fill("3")
+    expect(store_page.locator("#price")).to_contain_text("total")
+    store_page.get_by_role("button", name="Create order").click()
+    expect(store_page.locator("#e-phone")).to_be_visible()
+    shot(store_page, "new-order-errors")
+    store_page.get_by_label("Phone *").fill("+972 50 123 4567")
+    store_page.get_by_role("button", name="Create order").click()
+    expect(store_page.get_by_role("heading", name="Order #")).to_be_visible()
+    order_id = store_page.url.rsplit("/", 1)[1]
+    store_page.get_by_role("link", name="Board").click()
+    expect(card(store_page, "new", order_id)).to_contain_text("נועה לוי")
+    # Marks the store's document: had its board reloaded instead of updating, the mark is gone.
+    store_page.evaluate("window.zarizMark = 'no reload'")
+
+    # The dispatcher's board shows it without a reload, standing out as new.
+    expect(card(admin_page, "new", order_id)).to_be_visible()
+    expect(card(admin_page, "new", order_id)).to_have_class("order unassigned fresh")
+    shot(admin_page, "board")
+    card(admin_page, "new", order_id).locator("a").click()
+    admin_page.get_by_label("Assign to").select_option(str(courier.id))
+    shot(admin_page, "order")
+    admin_page.get_by_role("button", name="Assign").click()
+    expect(admin_page.locator("#order-status")).to_have_text("assigned")
+    expect(admin_page.locator("#order-courier")).to_have_text("Yossi Courier")
+
+    # The store's board moved the order without a reload.
+    expect(card(store_page, "assigned", order_id)).to_be_visible()
+
+    # The courier accepts, picks up and delivers through the API; both boards follow.
+    admin_page.get_by_role("link", name="Board").click()
+    expect(admin_page.locator("#live-status")).to_have_attribute("data-state", "open")
+    headers = auth_headers(committed, courier)
+    with httpx.Client(base_url=live_server, headers=headers) as api:
+        assert api.post(f"/v1/orders/{order_id}/accept").status_code == 200
+        for page in (store_page, admin_page):
+            expect(card(page, "accepted", order_id)).to_be_visible()
+        assert api.post(f"/v1/orders/{order_id}/status", json={"status": "picked_up"}).is_success
+        for page in (store_page, admin_page):
+            expect(card(page, "picked_up", order_id)).to_be_visible()
+        assert api.post(f"/v1/orders/{order_id}/status", json={"status": "delivered"}).is_success
+    for page in (store_page, admin_page):
+        expect(card(page, "delivered", order_id)).to_be_visible()
+    assert store_page.evaluate("window.zarizMark") == "no reload"
+    no_csp_violations(offline_page, second_page)
+
+
+def test_store_cancels_an_order_with_a_reason(
+    live_server: str, committed: Session, offline_page: OfflinePage
+) -> None:
+    owner = owner_of(committed, "Bakery", "Avi Bakery", "avi@example.com")
+    page = offline_page.page
+    sign_in(page, live_server, owner)
+    page.get_by_role("link", name="New order").click()
+    for label, value in (
+        ("First name *", "Dan"),
+        ("Last name *", "Cohen"),
+        ("Phone *", "0501234567"),
+        ("Street *", "Herzl"),
+        ("Building *", "5"),
+    ):
+        page.get_by_label(label).fill(value)
+    shot(page, "new-order")
+    page.get_by_role("button", name="Create order").click()
+    page.get_by_label("Cancel reason").fill("Customer called to cancel")
+    page.get_by_role("button", name="Cancel order").click()
+    expect(page.locator("#order-status")).to_have_text("canceled")
+    expect(page.locator("#cancel-reason")).to_have_text("Customer called to cancel")
+    expect(page.locator(".timeline")).to_contain_text("Customer called to cancel")
+    no_csp_violations(offline_page)
+
+
+def test_suspending_the_user_ends_their_console_session_at_once(
+    live_server: str,
+    committed: Session,
+    offline_page: OfflinePage,
+    second_page: OfflinePage,
+) -> None:
+    owner = owner_of(committed, "Florist", "Rina Florist", "rina@example.com")
+    admin = make_user(committed, role=Role.ADMIN, email="root@example.com")
+    page = offline_page.page
+    sign_in(page, live_server, owner)
+    store_id = committed.scalar(
+        select(StoreMembership.store_id).where(StoreMembership.user_id == owner.id)
+    )
+    with httpx.Client(base_url=live_server, headers=auth_headers(committed, admin)) as api:
+        # A suspended store's users are suspended with it: their sessions end.
+        response = api.post(f"/v1/admin/stores/{store_id}/status", json={"status": "suspended"})
+        assert response.is_success, response.text
+    # The open board's stream is closed by the server; the page lands on sign-in by itself.
+    expect(page).to_have_url(f"{live_server}/console/login?next=%2Fconsole", timeout=30_000)
+    page.goto(f"{live_server}/console/orders/new")
+    expect(page.get_by_role("heading", name="Sign in to Zariz")).to_be_visible()
+    shot(page, "sign-in")
