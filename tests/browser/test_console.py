@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -63,7 +63,7 @@ def no_csp_violations(*pages: OfflinePage) -> None:
         assert not [e for e in offline.console_errors if "Content Security Policy" in e]
 
 
-def card(page: Page, status: str, order_id: str) -> object:
+def card(page: Page, status: str, order_id: str) -> Locator:
     return page.locator(f".status-{status} [data-order-id='{order_id}']")
 
 
