@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.api.deps import get_session
-from app.console.render import CheckedForm, ConsoleRoute, field_errors, page, redirect, text
+from app.console.render import (
+    CheckedForm,
+    ConsoleRoute,
+    console_zone,
+    field_errors,
+    page,
+    redirect,
+    text,
+)
 from app.console.session import ConsoleUser
 from app.core.errors import Forbidden, InvalidInput, ZarizError
 from app.db.models import FINAL_STATUSES, OrderStatus, Role
@@ -84,12 +92,13 @@ def board_filters(
             raise InvalidInput(f"{name} must be a number")
         ids[name] = int(raw) if raw else None
     first, last = _day(from_, "from"), _day(to, "to")
+    zone = console_zone()  # a day is the console's day (CONSOLE_TIMEZONE)
     return OrderFilters(
         statuses=statuses,
         store_id=ids["store"],
         courier_id=ids["courier"],
-        created_from=datetime.combine(first, time(), UTC) if first else None,
-        created_to=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
+        created_from=datetime.combine(first, time(), zone) if first else None,
+        created_to=datetime.combine(last + timedelta(days=1), time(), zone) if last else None,
         q=q.strip() if q and q.strip() else None,
     )
 

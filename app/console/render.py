@@ -5,6 +5,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,7 @@ from app.console.session import (
     check_csrf,
     csrf_token,
 )
+from app.core.config import get_settings
 from app.core.errors import ZarizError
 from app.services.auth import Principal
 
@@ -38,8 +40,12 @@ def _asset_integrity(name: str) -> str:
     return assets()[name].integrity
 
 
+def console_zone() -> ZoneInfo:
+    return ZoneInfo(get_settings().console_timezone)
+
+
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+    return value.astimezone(console_zone()).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 templates.env.globals.update(asset_url=_asset_url, asset_integrity=_asset_integrity)

@@ -62,7 +62,8 @@
   });
 
   function startLive() {
-    if (!document.getElementById("board") || !window.EventSource) return;
+    // Pages with a live part (the board, the couriers' loads) re-read it on every event.
+    if (!document.querySelector("[data-live]") || !window.EventSource) return;
     var timer = null;
     function refresh() {
       if (timer) return;
