@@ -39,7 +39,8 @@ def _safe_next(target: str | None) -> str:
 def _login_page(
     request: Request, *, next_url: str, error: str | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    token = new_login_csrf()
+    # Kept while it lives: two sign-in tabs, or a retry after a wrong password, stay valid.
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
     response = page(
         request,
         "login.html",

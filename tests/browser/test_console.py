@@ -130,6 +130,10 @@ def test_store_creates_an_order_and_dispatch_sees_it_live_and_assigns_it(
     for page in (store_page, admin_page):
         expect(card(page, "delivered", order_id)).to_be_visible()
     assert store_page.evaluate("window.zarizMark") == "no reload"
+    shot(store_page, "board-after-delivery")
+    admin_page.get_by_role("link", name="Today").click()
+    expect(admin_page.locator("#stat-delivered strong")).to_have_text("1")
+    shot(admin_page, "today")
     no_csp_violations(offline_page, second_page)
 
 
@@ -180,3 +184,114 @@ def test_suspending_the_user_ends_their_console_session_at_once(
     page.goto(f"{live_server}/console/orders/new")
     expect(page.get_by_role("heading", name="Sign in to Zariz")).to_be_visible()
     shot(page, "sign-in")
+
+
+def test_export_downloads_the_csv_of_the_chosen_days(
+    live_server: str, committed: Session, offline_page: OfflinePage
+) -> None:
+    owner = owner_of(committed, "Deli", "Gil Deli", "gil@example.com")
+    page = offline_page.page
+    sign_in(page, live_server, owner)
+    page.get_by_role("link", name="New order").click()
+    for label, value in (
+        ("First name *", "Maya"),
+        ("Last name *", "Peretz"),
+        ("Phone *", "0521112233"),
+        ("Street *", "Allenby"),
+        ("Building *", "12"),
+    ):
+        page.get_by_label(label).fill(value)
+    page.get_by_role("button", name="Create order").click()
+    order_id = page.url.rsplit("/", 1)[1]
+    page.get_by_role("link", name="Export").click()
+    shot(page, "export")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    assert download.value.suggested_filename == "orders.csv"
+    content = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert content.splitlines()[0].startswith("id,")
+    assert content.splitlines()[1].startswith(f"{order_id},")
+    assert "Peretz" in content
+
+
+def test_admin_manages_couriers_and_stores(
+    live_server: str, committed: Session, offline_page: OfflinePage
+) -> None:
+    admin = make_user(committed, role=Role.ADMIN, name="Dana Dispatch", email="dana@example.com")
+    page = offline_page.page
+    sign_in(page, live_server, admin)
+
+    page.get_by_role("link", name="Couriers").click()
+    page.get_by_label("Name *").fill("אבי שליח")
+    page.get_by_label("Phone").fill("+972 50 777 1234")
+    page.get_by_label("Password *").fill("short")
+    page.get_by_role("button", name="Create courier").click()
+    expect(page.locator("#e-password")).to_be_visible()
+    page.get_by_label("Password *").fill("a long password")
+    page.get_by_role("button", name="Create courier").click()
+    expect(page.get_by_role("heading", name="אבי שליח")).to_be_visible()
+    page.get_by_label("Status").select_option("suspended")
+    page.get_by_role("button", name="Set status").click()
+    expect(page.locator("#courier-status")).to_have_text("suspended")
+    page.get_by_label("Status").select_option("active")
+    page.get_by_role("button", name="Set status").click()
+    expect(page.locator("#courier-status")).to_have_text("active")
+    page.get_by_label("New password *").fill("another long one")
+    page.get_by_role("button", name="Reset password").click()
+    expect(page.locator("#e-password")).to_have_count(0)
+    shot(page, "courier")
+    page.get_by_role("link", name="All couriers").click()
+    expect(page.locator("#couriers")).to_contain_text("0/8 boxes")
+    shot(page, "couriers")
+
+    page.get_by_role("link", name="Stores").click()
+    page.get_by_label("Name *").fill("פיצה בדרך")
+    page.get_by_label("Pickup address").fill("רחוב הרצל 10, תל אביב")
+    page.get_by_role("button", name="Create store").click()
+    expect(page.get_by_role("heading", name="פיצה בדרך")).to_be_visible()
+    page.locator("#f-owner_email").fill("pizza@example.com")
+    page.locator("#f-owner_password").fill("pizza password")
+    page.get_by_role("button", name="Save owner sign-in").click()
+    expect(page.locator(".card").filter(has_text="Owner sign-in")).to_contain_text(
+        "pizza@example.com"
+    )
+    page.get_by_label("Status").select_option("suspended")
+    page.get_by_role("button", name="Set status").click()
+    expect(page.locator("#store-status")).to_have_text("suspended")
+    shot(page, "store")
+    page.get_by_role("link", name="All stores").click()
+    shot(page, "stores")
+    page.get_by_role("link", name="Today").click()
+    expect(page.locator("#stat-open")).to_be_visible()
+    no_csp_violations(offline_page)
+
+
+def test_a_store_owner_on_a_phone_uses_the_keyboard(
+    live_server: str, committed: Session, browser: Browser
+) -> None:
+    owner = owner_of(committed, "Kiosk", "Tal Kiosk", "tal@example.com")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    offline = OfflinePage(context.new_page())
+    page = offline.page
+    page.set_default_timeout(EXPECT_TIMEOUT_MS)
+    try:
+        page.goto(f"{live_server}/console")
+        # Keyboard only: the sign-in form's fields are reached and sent without a pointer.
+        expect(page.get_by_label("Email or phone")).to_be_focused()
+        page.keyboard.type(owner.email or "")
+        page.keyboard.press("Tab")
+        page.keyboard.type(PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Board")).to_be_visible()
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        # Nothing is wider than the phone's screen.
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390
+        shot(page, "board-phone")
+        page.goto(f"{live_server}/console/orders/new")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390
+    finally:
+        context.close()
+    assert offline.foreign == []

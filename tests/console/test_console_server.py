@@ -423,3 +423,57 @@ def test_static_files_are_cached_for_a_year_and_pages_carry_their_integrity(
         assert response.status_code == 200
         assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert client.get("/console/static/000000000000/console.js").status_code == 404
+
+
+def test_console_sign_in_shares_the_apis_login_rate_limit(client: TestClient, db: Session) -> None:
+    admin = make_user(db, role=Role.ADMIN)
+    token = _login_form(client)
+    statuses = []
+    # 10 a minute for one identifier from one address (LOGIN_LIMIT_PER_IDENTIFIER_CLIENT).
+    for _ in range(11):
+        response = client.post(
+            "/console/login",
+            data={"identifier": admin.email, "password": "wrong password", "csrf_token": token},
+        )
+        statuses.append(response.status_code)
+    assert statuses[:10] == [401] * 10
+    assert statuses[10] == 429
+    assert "Too many" in response.text or "too many" in response.text
+    # The API counts the same attempts: its next login for the account is refused too.
+    api = client.post("/v1/auth/login", json={"identifier": admin.email, "password": PASSWORD})
+    assert api.status_code == 429
+
+
+def test_sign_in_never_redirects_off_the_console(client: TestClient, db: Session) -> None:
+    admin = make_user(db, role=Role.ADMIN)
+    token = _login_form(client)
+    response = client.post(
+        "/console/login",
+        data={
+            "identifier": admin.email,
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "https://evil.example/console",
+        },
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/console"
+
+
+def test_an_htmx_request_without_a_session_is_told_to_navigate(client: TestClient) -> None:
+    response = client.get("/console/board", headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"].startswith("/console/login")
+
+
+def test_the_password_never_reaches_the_page_or_the_log(
+    client: TestClient, db: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = make_user(db, role=Role.ADMIN)
+    token = _login_form(client)
+    response = client.post(
+        "/console/login",
+        data={"identifier": admin.email, "password": "a secret guess", "csrf_token": token},
+    )
+    assert "a secret guess" not in response.text
+    assert "a secret guess" not in caplog.text
