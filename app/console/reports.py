@@ -14,7 +14,7 @@ from app.api.deps import (
     session_slots,
 )
 from app.api.streaming import BoundedStreamingResponse
-from app.console.orders import board_filters
+from app.console.board import board_filters
 from app.console.render import ConsoleRoute, console_zone, page
 from app.console.session import ConsoleUser, get_console_principal
 from app.core.config import get_settings

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import Response, StreamingResponse
 
-from app.console import orders, people, reports, signin
+from app.console import board, couriers, orders, reports, signin, stores
 from app.console.assets import assets
 from app.console.render import ConsoleRoute
 from app.console.session import StreamConsoleUser
@@ -48,5 +48,13 @@ async def events(
 
 
 def install_console(app: FastAPI) -> None:
-    for part in (signin.router, orders.router, people.router, reports.router, router):
+    for part in (
+        signin.router,
+        board.router,
+        orders.router,
+        couriers.router,
+        stores.router,
+        reports.router,
+        router,
+    ):
         app.include_router(part)
