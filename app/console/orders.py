@@ -24,7 +24,7 @@ from app.core.errors import Forbidden, InvalidInput, ZarizError
 from app.db.models import FINAL_STATUSES, OrderStatus, Role
 from app.schemas.common import MAX_ID
 from app.schemas.orders import OrderCreate, OrderUpdate
-from app.services import dispatch_board
+from app.services import actors, dispatch_board
 from app.services import order_lifecycle as lifecycle
 from app.services import orders as orders_service
 from app.services import stores as stores_service
@@ -178,6 +178,7 @@ def _order_page(
         status_code=status_code,
         order=read,
         events=events,
+        names=actors.names_in(session, events=events),
         may=may,
         couriers=couriers,
         errors=errors or {},

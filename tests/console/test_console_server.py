@@ -345,7 +345,8 @@ def test_an_admin_assigns_and_unassigns(client: TestClient, db: Session) -> None
     store = make_store(db)
     order = make_order(db, store=store)
     courier = make_user(db, role=Role.COURIER, name="דני כהן")
-    csrf = sign_in(client, db, make_user(db, role=Role.ADMIN))
+    admin = make_user(db, role=Role.ADMIN)
+    csrf = sign_in(client, db, admin)
     page = client.get(f"/console/orders/{order.id}").text
     assert "דני כהן — load 0/8 boxes" in page
     client.post(
@@ -353,6 +354,10 @@ def test_an_admin_assigns_and_unassigns(client: TestClient, db: Session) -> None
     )
     db.refresh(order)
     assert (order.status, order.courier_id) == (OrderStatus.ASSIGNED, courier.id)
+    # The timeline names who did it and to whom.
+    timeline = client.get(f"/console/orders/{order.id}").text.split('class="card timeline"')[1]
+    assert f"by <bdi>{admin.name}</bdi> (admin)" in timeline
+    assert "courier <bdi>דני כהן</bdi>" in timeline
     client.post(f"/console/orders/{order.id}/unassign", data={"csrf_token": csrf})
     db.refresh(order)
     assert (order.status, order.courier_id) == (OrderStatus.NEW, None)
