@@ -14,5 +14,5 @@ def names_in(session: Session, *, events: Sequence[OrderEvent]) -> dict[int, str
     }
     if not ids:
         return {}
-    rows = session.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all()
+    rows = session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()
     return dict(rows)
