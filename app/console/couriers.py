@@ -12,6 +12,7 @@ from app.console.forms import error_field, form_values, parse_form, require_admi
 from app.console.render import CheckedForm, ConsoleRoute, field_errors, page, redirect
 from app.console.session import ConsoleUser
 from app.core.errors import ZarizError
+from app.core.security import PASSWORD_MIN_LENGTH
 from app.db.models import UserStatus
 from app.schemas.admin import (
     CourierCreate,
@@ -27,7 +28,6 @@ router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schem
 SessionDep = Annotated[Session, Depends(get_session)]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
 COURIER_FIELDS = ("name", "email", "phone", "password", "capacity_boxes")
-MIN_PASSWORD = 8  # as the API's Password type
 
 
 def _couriers_page(
@@ -81,14 +81,7 @@ def create_courier(
     values = form_values(form, COURIER_FIELDS)
     try:
         data = parse_form(CourierCreate, values)
-        courier = couriers_service.create_courier(
-            session,
-            name=data.name,
-            email=data.email,
-            phone=data.phone,
-            password=data.password,
-            capacity_boxes=data.capacity_boxes,
-        )
+        courier = couriers_service.create_courier(session, data=data)
     except ValidationError as exc:
         return _couriers_page(
             request, session, principal, values=values, errors=field_errors(exc), status_code=422
@@ -162,13 +155,15 @@ def reset_password(
     require_admin(principal)
     values = form_values(form, ("password",))
     # The edit schema reads a blank password as "unchanged"; a reset needs a real one.
-    if len(values.get("password", "")) < MIN_PASSWORD:
+    if len(values.get("password", "")) < PASSWORD_MIN_LENGTH:
         return _courier_page(
             request,
             session,
             principal,
             courier_id,
-            errors={"password": f"The password must have at least {MIN_PASSWORD} characters"},
+            errors={
+                "password": f"The password must have at least {PASSWORD_MIN_LENGTH} characters"
+            },
             status_code=422,
         )
     return _update_courier(request, session, principal, courier_id, values)
@@ -196,9 +191,7 @@ def _update_courier(
 ) -> Response:
     try:
         data = parse_form(CourierUpdate, values)
-        couriers_service.update_courier(
-            session, courier_id=courier_id, **data.model_dump(exclude_unset=True)
-        )
+        couriers_service.update_courier(session, courier_id=courier_id, data=data)
     except ValidationError as exc:
         return _courier_page(
             request,

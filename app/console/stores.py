@@ -64,7 +64,7 @@ def create_store(
     values = form_values(form, STORE_FIELDS)
     try:
         data = parse_form(StoreCreate, values)
-        store = stores_service.create_store(session, **data.model_dump())
+        store = stores_service.create_store(session, data=data)
     except ValidationError as exc:
         return _stores_page(
             request, session, principal, values=values, errors=field_errors(exc), status_code=422
@@ -130,9 +130,7 @@ def edit_store(
     try:
         # Unlike the API's PATCH, the form always sends every field: blank clears it.
         data = StoreUpdate.model_validate({k: v or None for k, v in values.items()})
-        stores_service.update_store(
-            session, store_id=store_id, changes=data.model_dump(exclude_unset=True)
-        )
+        stores_service.update_store(session, store_id=store_id, data=data)
     except ValidationError as exc:
         return _store_page(
             request,

@@ -155,7 +155,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    # --- The edge: request bodies, headers, connections (see docs/security-parts/platform.md).
+    # --- The edge: request bodies, headers, connections (see docs/security.md).
     # Largest request body accepted, by Content-Length or counted as it streams in; 413 beyond.
     max_body_bytes: int = 1024 * 1024
     # multipart/form-data bodies get their own cap, for uploads to come.
@@ -220,11 +220,6 @@ class Settings(BaseSettings):
     @property
     def direct_database_url(self) -> str:
         return self.database_url_direct or self.database_url
-
-    @property
-    def apns_configured(self) -> bool:
-        has_key = bool(self.apns_key) or self.apns_key_file is not None
-        return bool(self.apns_key_id and self.apns_team_id and self.apns_topic and has_key)
 
 
 def secret_bits(secret: str) -> float:
