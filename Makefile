@@ -22,6 +22,7 @@ run: $(STAMP)
 	$(BIN)/zariz migrate
 	$(BIN)/zariz seed-demo
 	@echo "Zariz on http://127.0.0.1:8000 — interactive docs at http://127.0.0.1:8000/docs"
+	@echo "Console: http://127.0.0.1:8000/console — sign in with a demo login above (admin@zariz.demo or store@zariz.demo)"
 	$(BIN)/zariz serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)

@@ -22,6 +22,7 @@ from app.api.routes import (
     orders,
     stores,
 )
+from app.console.router import install_console
 from app.core import ratelimit
 from app.core.config import get_settings
 from app.core.logging import configure_logging
@@ -95,4 +96,5 @@ def create_app() -> FastAPI:
     ):
         app.include_router(router)
     install_docs(app)
+    install_console(app)
     return app

@@ -18,6 +18,13 @@ DOCS_CSP = (
 )
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_PATHS = ("/docs", "/redoc")
+# The console (app/console) is strict: its own scripts and styles only, none inline, no eval;
+# connect-src 'self' for htmx's requests and the EventSource of the live board.
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+CONSOLE_PREFIX = "/console"
 HSTS_VALUE = b"max-age=31536000; includeSubDomains"
 
 
@@ -129,6 +136,8 @@ class SecurityHeadersMiddleware:
         path: str = scope["path"]
         is_docs = path in DOCS_PATHS or path.startswith("/docs/")
         csp = DOCS_CSP if is_docs else API_CSP
+        if path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/"):
+            csp = CONSOLE_CSP
         hsts = self.hsts or scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:

@@ -6,6 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -154,7 +155,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    # --- The edge: request bodies, headers, connections (see docs/security-parts/platform.md).
+    # --- The edge: request bodies, headers, connections (see docs/security.md).
     # Largest request body accepted, by Content-Length or counted as it streams in; 413 beyond.
     max_body_bytes: int = 1024 * 1024
     # multipart/form-data bodies get their own cap, for uploads to come.
@@ -173,6 +174,8 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = ""
     # Send Strict-Transport-Security on every response (it is always sent over https).
     hsts: bool = False
+    # The console's day (Today, date filters, times shown): an IANA zone such as Asia/Jerusalem.
+    console_timezone: str = "UTC"
 
     @model_validator(mode="before")
     @classmethod
@@ -181,6 +184,15 @@ class Settings(BaseSettings):
         if isinstance(raw, str):
             data["cors_origins"] = [o.strip() for o in raw.split(",") if o.strip()]
         return data
+
+    @field_validator("console_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"CONSOLE_TIMEZONE is not a known time zone: {value!r}") from None
+        return value
 
     @field_validator("jwt_algorithm")
     @classmethod

@@ -1,0 +1,216 @@
+"""Console admin pages for couriers: list with live load, create, edit, status, password."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from app.api.deps import get_session
+from app.console.forms import error_field, form_values, parse_form, require_admin
+from app.console.render import CheckedForm, ConsoleRoute, field_errors, page, redirect
+from app.console.session import ConsoleUser
+from app.core.errors import ZarizError
+from app.core.security import PASSWORD_MIN_LENGTH
+from app.db.models import UserStatus
+from app.schemas.admin import (
+    CourierCreate,
+    CourierUpdate,
+)
+from app.schemas.common import MAX_ID
+from app.services import couriers as couriers_service
+from app.services import dispatch_board
+from app.services.auth import Principal
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+SessionDep = Annotated[Session, Depends(get_session)]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
+COURIER_FIELDS = ("name", "email", "phone", "password", "capacity_boxes")
+
+
+def _couriers_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    loads = {c.id: c for c in dispatch_board.courier_loads(session, available_only=False)}
+    return page(
+        request,
+        "couriers.html",
+        principal=principal,
+        status_code=status_code,
+        couriers=couriers_service.list_couriers(session),
+        loads=loads,
+        values=values or {},
+        errors=errors or {},
+        statuses=[s.value for s in UserStatus if s != UserStatus.PENDING],
+    )
+
+
+@router.get("/couriers", response_class=HTMLResponse)
+def couriers(request: Request, principal: ConsoleUser, session: SessionDep) -> HTMLResponse:
+    require_admin(principal)
+    return _couriers_page(request, session, principal)
+
+
+@router.get("/couriers/table", response_class=HTMLResponse)
+def couriers_table(request: Request, principal: ConsoleUser, session: SessionDep) -> HTMLResponse:
+    """The list alone: swapped in when the live stream reports a change of load."""
+    require_admin(principal)
+    loads = {c.id: c for c in dispatch_board.courier_loads(session, available_only=False)}
+    return page(
+        request,
+        "_couriers_table.html",
+        principal=principal,
+        couriers=couriers_service.list_couriers(session),
+        loads=loads,
+    )
+
+
+@router.post("/couriers", response_class=HTMLResponse)
+def create_courier(
+    request: Request, principal: ConsoleUser, session: SessionDep, form: CheckedForm
+) -> Response:
+    require_admin(principal)
+    values = form_values(form, COURIER_FIELDS)
+    try:
+        data = parse_form(CourierCreate, values)
+        courier = couriers_service.create_courier(session, data=data)
+    except ValidationError as exc:
+        return _couriers_page(
+            request, session, principal, values=values, errors=field_errors(exc), status_code=422
+        )
+    except ZarizError as exc:
+        errors = {error_field(exc, COURIER_FIELDS): exc.detail}
+        return _couriers_page(
+            request, session, principal, values=values, errors=errors, status_code=exc.status
+        )
+    return redirect(request, f"/console/couriers/{courier.id}")
+
+
+def _courier_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    courier_id: int,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    courier = couriers_service.get_courier(session, courier_id=courier_id)
+    shown = values or {
+        "name": courier.name,
+        "email": courier.email or "",
+        "phone": courier.phone or "",
+        "capacity_boxes": str(courier.capacity_boxes),
+    }
+    return page(
+        request,
+        "courier.html",
+        principal=principal,
+        status_code=status_code,
+        courier=courier,
+        values=shown,
+        errors=errors or {},
+        statuses=[s.value for s in UserStatus if s != UserStatus.PENDING],
+    )
+
+
+@router.get("/couriers/{courier_id}", response_class=HTMLResponse)
+def courier_page(
+    request: Request, courier_id: ItemId, principal: ConsoleUser, session: SessionDep
+) -> HTMLResponse:
+    require_admin(principal)
+    return _courier_page(request, session, principal, courier_id)
+
+
+@router.post("/couriers/{courier_id}/edit", response_class=HTMLResponse)
+def edit_courier(
+    request: Request,
+    courier_id: ItemId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    require_admin(principal)
+    values = form_values(form, ("name", "email", "phone", "capacity_boxes"))
+    return _update_courier(request, session, principal, courier_id, values)
+
+
+@router.post("/couriers/{courier_id}/password", response_class=HTMLResponse)
+def reset_password(
+    request: Request,
+    courier_id: ItemId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    require_admin(principal)
+    values = form_values(form, ("password",))
+    # The edit schema reads a blank password as "unchanged"; a reset needs a real one.
+    if len(values.get("password", "")) < PASSWORD_MIN_LENGTH:
+        return _courier_page(
+            request,
+            session,
+            principal,
+            courier_id,
+            errors={
+                "password": f"The password must have at least {PASSWORD_MIN_LENGTH} characters"
+            },
+            status_code=422,
+        )
+    return _update_courier(request, session, principal, courier_id, values)
+
+
+@router.post("/couriers/{courier_id}/status", response_class=HTMLResponse)
+def courier_status(
+    request: Request,
+    courier_id: ItemId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    require_admin(principal)
+    values = form_values(form, ("status",))
+    return _update_courier(request, session, principal, courier_id, values)
+
+
+def _update_courier(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    courier_id: int,
+    values: dict[str, str],
+) -> Response:
+    try:
+        data = parse_form(CourierUpdate, values)
+        couriers_service.update_courier(session, courier_id=courier_id, data=data)
+    except ValidationError as exc:
+        return _courier_page(
+            request,
+            session,
+            principal,
+            courier_id,
+            errors=field_errors(exc),
+            status_code=422,
+        )
+    except ZarizError as exc:
+        if exc.status == 404:
+            raise
+        field = error_field(exc, (*COURIER_FIELDS, "status"))
+        return _courier_page(
+            request,
+            session,
+            principal,
+            courier_id,
+            errors={field: exc.detail},
+            status_code=exc.status,
+        )
+    return redirect(request, f"/console/couriers/{courier_id}")

@@ -1,0 +1,332 @@
+"""Console order pages: the new-order form, the order page and its actions."""
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from app.api.deps import get_session
+from app.console.forms import form_values
+from app.console.render import (
+    CheckedForm,
+    ConsoleRoute,
+    field_errors,
+    page,
+    redirect,
+    text,
+)
+from app.console.session import ConsoleUser
+from app.core.errors import Forbidden, InvalidInput, ZarizError
+from app.db.models import FINAL_STATUSES, OrderStatus, Role
+from app.schemas.common import MAX_ID
+from app.schemas.orders import OrderCreate, OrderUpdate
+from app.services import actors, dispatch_board
+from app.services import order_lifecycle as lifecycle
+from app.services import orders as orders_service
+from app.services import stores as stores_service
+from app.services.auth import Principal
+from app.services.idempotency import KeyedRequest, run_order_action
+from app.services.order_views import order_read
+from app.services.pricing import price_for
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+SessionDep = Annotated[Session, Depends(get_session)]
+OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ORDER_FIELDS = (
+    "recipient_first_name",
+    "recipient_last_name",
+    "phone",
+    "street",
+    "building_no",
+    "floor",
+    "apartment",
+    "pickup_address",
+    "delivery_address",
+    "notes",
+    "boxes_count",
+)
+
+
+def _price(boxes: object) -> tuple[int, int] | None:
+    try:
+        count = int(str(boxes))
+    except ValueError:
+        return None
+    return price_for(count) if 1 <= count <= 200 else None
+
+
+def _new_order_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    stores = stores_service.list_stores(session, principal=principal)
+    return page(
+        request,
+        "new_order.html",
+        principal=principal,
+        status_code=status_code,
+        values=values,
+        errors=errors or {},
+        stores=[s for s in stores if s.status == "active"],
+        price=_price(values.get("boxes_count", "1")),
+    )
+
+
+@router.get("/orders/new", response_class=HTMLResponse)
+def new_order_form(request: Request, principal: ConsoleUser, session: SessionDep) -> HTMLResponse:
+    # One key per rendered form: a double submit (or a resubmitted POST) creates one order.
+    values = {"boxes_count": "1", "idempotency_key": str(uuid.uuid4())}
+    return _new_order_page(request, session, principal, values=values)
+
+
+@router.get("/orders/price", response_class=HTMLResponse)
+def price_preview(
+    request: Request,
+    principal: ConsoleUser,
+    boxes_count: Annotated[str, Query(max_length=10)] = "1",
+) -> HTMLResponse:
+    return page(request, "_price.html", principal=principal, price=_price(boxes_count))
+
+
+@router.post("/orders/new", response_class=HTMLResponse)
+def create_order(
+    request: Request, principal: ConsoleUser, session: SessionDep, form: CheckedForm
+) -> Response:
+    values = form_values(form, (*ORDER_FIELDS, "store_id", "idempotency_key"))
+    data_in: dict[str, Any] = {k: v for k, v in values.items() if v and k in ORDER_FIELDS}
+    if values.get("store_id"):
+        data_in["store_id"] = values["store_id"]
+    try:
+        data = OrderCreate.model_validate(data_in)
+    except ValidationError as exc:
+        return _new_order_page(
+            request, session, principal, values=values, errors=field_errors(exc), status_code=422
+        )
+    key = values.get("idempotency_key") or str(uuid.uuid4())
+    keyed = KeyedRequest(
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=json.dumps(data.model_dump(mode="json"), sort_keys=True).encode(),
+    )
+    try:
+        outcome = run_order_action(
+            session,
+            principal=principal,
+            request=keyed,
+            status_code=201,
+            order_id=None,
+            action=lambda row: orders_service.create_order(
+                session, principal=principal, data=data, idempotency_key=row
+            ),
+        )
+    except ZarizError as exc:
+        field = "store_id" if exc.status in (403, 404) or "store" in exc.detail else "form"
+        return _new_order_page(
+            request,
+            session,
+            principal,
+            values=values,
+            errors={field: exc.detail},
+            status_code=exc.status,
+        )
+    return redirect(request, f"/console/orders/{outcome.order.id}")
+
+
+def _order_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    order_id: int,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    order = orders_service.get_order(session, principal=principal, order_id=order_id)
+    read = order_read(session, order)
+    events = orders_service.timeline(session, principal=principal, order_id=order_id)
+    is_admin = principal.role == Role.ADMIN
+    final = order.status in FINAL_STATUSES
+    may = {
+        "assign": is_admin
+        and order.status in (OrderStatus.NEW, OrderStatus.ASSIGNED, OrderStatus.ACCEPTED),
+        "unassign": is_admin and order.status in (OrderStatus.ASSIGNED, OrderStatus.ACCEPTED),
+        "cancel": not final
+        and (is_admin or order.status in (OrderStatus.NEW, OrderStatus.ASSIGNED)),
+        "edit": not final and (is_admin or order.status == OrderStatus.NEW),
+        "delete": is_admin,
+    }
+    couriers = dispatch_board.courier_loads(session, available_only=False) if may["assign"] else []
+    edit_values = values or {
+        f: "" if getattr(read, f) is None else str(getattr(read, f)) for f in ORDER_FIELDS
+    }
+    return page(
+        request,
+        "order.html",
+        principal=principal,
+        status_code=status_code,
+        order=read,
+        events=events,
+        names=actors.names_in(session, events=events),
+        may=may,
+        couriers=couriers,
+        errors=errors or {},
+        values=edit_values,
+    )
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
+def order_page(
+    request: Request, order_id: OrderId, principal: ConsoleUser, session: SessionDep
+) -> HTMLResponse:
+    return _order_page(request, session, principal, order_id)
+
+
+def _action(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    order_id: int,
+    field: str,
+    run: Any,
+) -> Response:
+    """Runs one order action; its error is shown next to the action that caused it."""
+    try:
+        run()
+    except ZarizError as exc:
+        if exc.status == 404:
+            raise
+        return _order_page(
+            request,
+            session,
+            principal,
+            order_id,
+            errors={field: exc.detail},
+            status_code=exc.status,
+        )
+    return redirect(request, f"/console/orders/{order_id}")
+
+
+@router.post("/orders/{order_id}/assign", response_class=HTMLResponse)
+def assign(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    raw = text(form, "courier_id") or ""
+
+    def run() -> None:
+        if not raw.isdigit():
+            raise InvalidInput("Pick a courier")
+        lifecycle.assign_order(session, order_id=order_id, courier_id=int(raw), admin=principal)
+
+    return _action(request, session, principal, order_id, "assign", _admin_only(principal, run))
+
+
+@router.post("/orders/{order_id}/unassign", response_class=HTMLResponse)
+def unassign(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    def run() -> None:
+        lifecycle.unassign_order(session, order_id=order_id, admin=principal)
+
+    return _action(request, session, principal, order_id, "assign", _admin_only(principal, run))
+
+
+@router.post("/orders/{order_id}/cancel", response_class=HTMLResponse)
+def cancel(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    reason = text(form, "reason")
+
+    def run() -> None:
+        if reason is not None and len(reason) > 500:
+            raise InvalidInput("The reason can be at most 500 characters")
+        lifecycle.cancel_order(session, order_id=order_id, reason=reason, actor=principal)
+
+    return _action(request, session, principal, order_id, "cancel", run)
+
+
+@router.post("/orders/{order_id}/edit", response_class=HTMLResponse)
+def edit(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    values = form_values(form, (*ORDER_FIELDS, "version"))
+    try:
+        data = OrderUpdate.model_validate({k: v for k, v in values.items() if v != ""})
+    except ValidationError as exc:
+        return _order_page(
+            request,
+            session,
+            principal,
+            order_id,
+            errors=field_errors(exc),
+            values=values,
+            status_code=422,
+        )
+
+    def run() -> None:
+        orders_service.update_order(session, principal=principal, order_id=order_id, data=data)
+
+    return _action(request, session, principal, order_id, "edit", run)
+
+
+@router.post("/orders/{order_id}/delete", response_class=HTMLResponse)
+def delete(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    def run() -> None:
+        orders_service.delete_order(session, principal=principal, order_id=order_id)
+
+    try:
+        _admin_only(principal, run)()
+    except ZarizError as exc:
+        if exc.status == 404:
+            raise
+        return _order_page(
+            request,
+            session,
+            principal,
+            order_id,
+            errors={"delete": exc.detail},
+            status_code=exc.status,
+        )
+    return redirect(request, "/console")
+
+
+def _admin_only(principal: Principal, run: Any) -> Any:
+    def guarded() -> None:
+        if principal.role != Role.ADMIN:
+            raise Forbidden("Only dispatch (admins) may do this")
+        run()
+
+    return guarded
