@@ -18,6 +18,7 @@ from app.api.routes import (
     health,
     metrics,
     orders,
+    proofs,
     stores,
 )
 from app.core import ratelimit
@@ -87,6 +88,7 @@ def create_app() -> FastAPI:
         metrics.router,
         auth.router,
         orders.router,
+        proofs.router,
         couriers.router,
         devices.router,
         stores.router,

@@ -20,6 +20,8 @@ os.environ.update(
         "PUSH_WORKER": "off",
         "RATE_LIMIT_STORAGE": "memory://",
         "LOG_LEVEL": "INFO",
+        # Proof files of the tests go to their temporary directory, not the checkout's var/.
+        "PROOF_STORAGE_DIR": str(_TMP / "proofs"),
     }
 )
 for _key in ("APNS_KEY_ID", "APNS_TEAM_ID", "APNS_KEY", "APNS_KEY_FILE", "APNS_TOPIC", "APNS_URL"):

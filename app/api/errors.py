@@ -27,6 +27,8 @@ DESCRIPTIONS = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
     422: "Invalid input",
     429: "Too many requests",
     503: "Not ready",
