@@ -41,7 +41,7 @@ from app.db.session import build_engine  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
-pytest_plugins = ["tests.orders_helpers", "tests.live"]
+pytest_plugins = ["tests.orders_helpers", "tests.live", "tests.s3_server"]
 
 
 def pytest_report_header() -> str:

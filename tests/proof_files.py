@@ -22,6 +22,15 @@ def jpeg(*, size: tuple[int, int] = (64, 48), gps: bool = False) -> bytes:
     return out.getvalue()
 
 
+def heic(*, size: tuple[int, int] = (64, 48)) -> bytes:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    out = io.BytesIO()
+    Image.new("RGB", size, (30, 200, 30)).save(out, format="HEIF", quality=60)
+    return out.getvalue()
+
+
 def png(*, size: tuple[int, int] = (120, 40)) -> bytes:
     image = Image.new("LA", size, (0, 0))
     for x in range(10, 110):

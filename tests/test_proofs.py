@@ -14,7 +14,7 @@ from app.core.config import Settings
 from app.db.models import Order, OrderEvent, OrderProof
 from tests.builders import make_order
 from tests.orders_helpers import World
-from tests.proof_files import CAMERA, GPS_IFD, jpeg, png, png_bomb, truncated_jpeg
+from tests.proof_files import CAMERA, GPS_IFD, heic, jpeg, png, png_bomb, truncated_jpeg
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +87,22 @@ def test_upload_records_an_event_with_the_proof_id(
     assert event.data == {"proof_ids": [proof_id], "kind": "photo", "stage": "dropoff"}
     feed = client.get("/v1/events", params={"after": event.id - 1}, headers=world.h_store).json()
     assert feed["events"][0]["proof_ids"] == [proof_id]
+
+
+def test_a_heic_photo_is_stored_as_jpeg(client: TestClient, db: Session, world: World) -> None:
+    order = make_order(db, store=world.store, status="picked_up", courier=world.courier)
+    response = upload(client, order.id, world.h_courier, data=heic(), filename="IMG_0001.HEIC")
+    assert response.status_code == 201, response.text
+    assert response.json()["content_type"] == "image/jpeg"
+    served = client.get(response.json()["url"], headers=world.h_courier).content
+    assert Image.open(io.BytesIO(served)).format == "JPEG"
+
+
+def test_a_png_photo_is_accepted(client: TestClient, db: Session, world: World) -> None:
+    order = make_order(db, store=world.store, status="picked_up", courier=world.courier)
+    assert (
+        upload(client, order.id, world.h_courier, data=png(), filename="p.png").status_code == 201
+    )
 
 
 def test_a_signature_must_be_a_png(client: TestClient, db: Session, world: World) -> None:
