@@ -187,7 +187,7 @@ class Settings(BaseSettings):
     proof_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Largest image accepted, in pixels (width x height), checked before it is decoded: a
     # small PNG can declare a huge canvas (a decompression bomb).
-    proof_max_pixels: int = Field(default=40_000_000, ge=1)
+    proof_max_pixels: int = Field(default=50_000_000, ge=1)
     # An object in storage that no proof row names is deleted by housekeeping once older than
     # this (an upload whose row never committed).
     proof_orphan_grace_seconds: int = Field(default=3600, ge=60)
