@@ -269,3 +269,30 @@ def test_a_courier_does_not_see_proofs_of_a_pool_order(
     db.commit()
     response = client.get(f"/v1/orders/{order.id}/proofs", headers=world.h_other_courier)
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("data", "files", "field"),
+    [
+        ({"kind": "photo", "file": "not a file part"}, None, "file"),
+        ({"kind": "video"}, {"file": ("p.jpg", b"x", "image/jpeg")}, "kind"),
+        ({"kind": "photo", "stage": "lunch"}, {"file": ("p.jpg", b"x", "image/jpeg")}, "stage"),
+        ({"kind": "photo"}, None, "file"),
+    ],
+)
+def test_a_malformed_upload_form_is_422_naming_the_field(
+    client: TestClient,
+    db: Session,
+    world: World,
+    proof_dir: Path,
+    data: dict[str, str],
+    files: dict[str, tuple[str, bytes, str]] | None,
+    field: str,
+) -> None:
+    order = make_order(db, store=world.store, status="picked_up", courier=world.courier)
+    response = client.post(
+        f"/v1/orders/{order.id}/proofs", headers=world.h_courier, data=data, files=files
+    )
+    assert response.status_code == 422, response.text
+    assert field in [err["loc"][-1] for err in response.json()["errors"]]
+    assert stored_files(proof_dir) == []

@@ -2,10 +2,11 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from app.db.models import ProofKind, ProofStage
 from app.schemas.common import ReadModel, RequestModel
 
 ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
@@ -38,6 +39,27 @@ class ProofPolicy(RequestModel):
 
     delivered: OutcomePolicy = Field(default_factory=OutcomePolicy)
     failed: FailedPolicy = Field(default_factory=FailedPolicy)
+
+
+def _file_part(value: Any) -> Any:
+    # A multipart file part arrives as the framework's upload object (a file and its name); a
+    # plain text field called `file` does not.
+    if not (hasattr(value, "file") and hasattr(value, "filename")):
+        raise ValueError("must be a file")
+    return value
+
+
+FilePart = Annotated[
+    Any, AfterValidator(_file_part), WithJsonSchema({"type": "string", "format": "binary"})
+]
+
+
+class ProofUpload(RequestModel):
+    """The multipart form of an upload: the file, what it proves, and when it was taken."""
+
+    file: FilePart
+    kind: ProofKind
+    stage: ProofStage = ProofStage.DROPOFF
 
 
 class ProofRead(ReadModel):

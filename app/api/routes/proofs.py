@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi import APIRouter, Form, Header, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from app.api.deps import AdminUser, CourierUser, CurrentUser, SessionDep
@@ -10,9 +10,8 @@ from app.api.errors import responses
 from app.api.idempotency import REPLAYED_HEADER
 from app.api.params import PathId
 from app.core.config import get_settings
-from app.db.models import ProofKind, ProofStage
 from app.schemas.common import Text
-from app.schemas.proofs import FailureReason, ProofPolicy, ProofRead
+from app.schemas.proofs import FailureReason, ProofPolicy, ProofRead, ProofUpload
 from app.services import proofs as proofs_service
 from app.services.failure_reasons import failure_reasons
 from app.services.proof_storage import storage_for
@@ -37,21 +36,20 @@ def upload_proof(
     order_id: PathId,
     courier: CourierUser,
     session: SessionDep,
-    file: Annotated[UploadFile, File()],
-    kind: Annotated[ProofKind, Form()],
-    stage: Annotated[ProofStage, Form()] = ProofStage.DROPOFF,
+    form: Annotated[ProofUpload, Form(media_type="multipart/form-data")],
     idempotency_key: Annotated[Text | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     settings = get_settings()
     storage = storage_for(settings)
     # One byte past the cap is enough to know the file is too large (a chunked body).
+    file: UploadFile = form.file
     data = file.file.read(settings.proof_max_bytes + 1)
     upload = proofs_service.add_proof(
         session,
         order_id=order_id,
         courier=courier,
-        kind=kind,
-        stage=stage,
+        kind=form.kind,
+        stage=form.stage,
         data=data,
         idempotency_key=idempotency_key,
         storage=storage,
