@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from app.core.config import ProofStorageBackend, Settings
@@ -103,7 +104,7 @@ def use(storage: ProofStorage, settings: Settings, monkeypatch: pytest.MonkeyPat
         monkeypatch.setattr(settings, "proof_s3_bucket", storage.bucket)
         monkeypatch.setattr(settings, "proof_s3_endpoint_url", storage.client.meta.endpoint_url)
         monkeypatch.setattr(settings, "proof_s3_access_key_id", KEY_ID)
-        monkeypatch.setattr(settings, "proof_s3_secret_access_key", SECRET)
+        monkeypatch.setattr(settings, "proof_s3_secret_access_key", SecretStr(SECRET))
     else:
         assert isinstance(storage, LocalStorage)
         monkeypatch.setattr(settings, "proof_storage_dir", storage.root)
@@ -174,3 +175,9 @@ def test_a_refused_upload_writes_nothing_to_s3(
     )
     assert response.status_code == 415
     assert list(s3_storage.keys_older_than(utcnow() - FUTURE)) == []
+
+
+def test_the_s3_secret_never_shows_in_the_settings_repr() -> None:
+    settings = Settings(proof_s3_secret_access_key=SecretStr("wJalrXUtnFEMI-not-a-real-key"))
+    assert "wJalrXUtnFEMI" not in repr(settings)
+    assert "wJalrXUtnFEMI" not in str(settings.model_dump())

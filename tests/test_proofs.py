@@ -10,6 +10,7 @@ from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.api.edge import MULTIPART_ENVELOPE_BYTES, body_limit_for
 from app.core.config import Settings
 from app.db.models import Order, OrderEvent, OrderProof
 from tests.builders import make_order
@@ -296,3 +297,12 @@ def test_a_malformed_upload_form_is_422_naming_the_field(
     assert response.status_code == 422, response.text
     assert field in [err["loc"][-1] for err in response.json()["errors"]]
     assert stored_files(proof_dir) == []
+
+
+def test_only_the_upload_path_gets_the_proof_body_cap() -> None:
+    limit = body_limit_for(Settings(max_multipart_body_bytes=1000, proof_max_bytes=5000))
+    multipart = "multipart/form-data; boundary=x"
+    assert limit(multipart, "/v1/orders/12/proofs") == 5000 + MULTIPART_ENVELOPE_BYTES
+    assert limit(multipart, "/v1/orders/12/proofs/3") == 1000
+    assert limit(multipart, "/v1/orders/12/status") == 1000
+    assert limit(multipart) == 1000

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "change_me", "secret", "dev", "dev-secret"}
@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     proof_s3_region: str = "us-east-1"
     # Unset: boto3's own credential chain (instance role, AWS_* environment, ~/.aws).
     proof_s3_access_key_id: str | None = None
-    proof_s3_secret_access_key: str | None = None
+    proof_s3_secret_access_key: SecretStr | None = None
     # Lifetime of the presigned download URLs the proof list hands out (S3 only).
     proof_url_ttl_seconds: int = Field(default=300, ge=1, le=7 * 24 * 3600)
     # Largest proof file accepted; a larger upload is 413 before its body is read.

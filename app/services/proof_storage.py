@@ -152,5 +152,5 @@ def storage_for(settings: Settings) -> ProofStorage:
         settings.proof_s3_endpoint_url,
         settings.proof_s3_region,
         settings.proof_s3_access_key_id,
-        settings.proof_s3_secret_access_key,
+        secret.get_secret_value() if (secret := settings.proof_s3_secret_access_key) else None,
     )
