@@ -306,3 +306,21 @@ def test_only_the_upload_path_gets_the_proof_body_cap() -> None:
     assert limit(multipart, "/v1/orders/12/proofs/3") == 1000
     assert limit(multipart, "/v1/orders/12/status") == 1000
     assert limit(multipart) == 1000
+
+
+def test_an_order_holds_at_most_the_configured_number_of_proofs(
+    client: TestClient,
+    db: Session,
+    world: World,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    proof_dir: Path,
+) -> None:
+    monkeypatch.setattr(settings, "proof_max_per_order", 2)
+    order = make_order(db, store=world.store, status="picked_up", courier=world.courier)
+    assert upload(client, order.id, world.h_courier).status_code == 201
+    assert upload(client, order.id, world.h_courier, stage="pickup").status_code == 201
+    third = upload(client, order.id, world.h_courier)
+    assert third.status_code == 409
+    assert third.json()["code"] == "proof_limit_reached"
+    assert len(stored_files(proof_dir)) == 4  # two proofs and their thumbnails

@@ -188,6 +188,8 @@ class Settings(BaseSettings):
     # Largest image accepted, in pixels (width x height), checked before it is decoded: a
     # small PNG can declare a huge canvas (a decompression bomb).
     proof_max_pixels: int = Field(default=50_000_000, ge=1)
+    # Proofs one order may hold (both stages): a courier's app stuck in a loop cannot fill storage.
+    proof_max_per_order: int = Field(default=20, ge=1)
     # An object in storage that no proof row names is deleted by housekeeping once older than
     # this (an upload whose row never committed).
     proof_orphan_grace_seconds: int = Field(default=3600, ge=60)

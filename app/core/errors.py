@@ -139,6 +139,10 @@ class ProofRequired(Conflict):
     code, title = "proof_required", "Proof required"
 
 
+class ProofLimitReached(Conflict):
+    code, title = "proof_limit_reached", "The order has as many proofs as it may"
+
+
 class ProofNotAccepted(InvalidInput):
     code, title = "proof_not_accepted", "This proof is not collected"
 

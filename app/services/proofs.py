@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,7 @@ from app.core.errors import (
     InvalidTransition,
     NotFound,
     PayloadTooLarge,
+    ProofLimitReached,
     ProofNotAccepted,
 )
 from app.db.base import utcnow
@@ -111,6 +112,11 @@ def add_proof(
     order = _held_order(session, order_id=order_id, courier=courier)
     if order.status not in STAGE_STATUSES[stage]:
         raise InvalidTransition(f"A {stage} proof cannot be added to a {order.status} order")
+    held = session.scalar(
+        select(func.count()).select_from(OrderProof).where(OrderProof.order_id == order.id)
+    )
+    if (held or 0) >= settings.proof_max_per_order:
+        raise ProofLimitReached(f"An order holds at most {settings.proof_max_per_order} proofs")
     if stage == ProofStage.DROPOFF:
         store = session.get(Store, order.store_id)
         if not collects(policy_from(store.proof_policy if store else None), kind):
