@@ -14,13 +14,14 @@ RUN groupadd --system --gid 10001 zariz \
     --shell /usr/sbin/nologin zariz
 
 WORKDIR /srv/zariz
-COPY pyproject.toml alembic.ini ./
-COPY alembic ./alembic
+# The pinned runtime dependencies first (a layer that changes only with the lock), then the
+# package itself: the migrations ship inside it (app/db/migrations), so a plain install migrates.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir -r requirements.lock
+COPY pyproject.toml ./
 COPY app ./app
-# Editable on purpose: `zariz migrate` and /health/ready find alembic.ini and alembic/ next to
-# the app package (app/cli.py, app/services/health.py), and a wheel install does not ship them.
-# Runtime dependencies only: no [dev] extras.
-RUN pip install --no-cache-dir -e . \
+RUN pip install --no-cache-dir --no-deps . \
+ && rm -rf app pyproject.toml \
  && mkdir -p /srv/zariz/var && chown zariz:zariz /srv/zariz/var
 
 USER 10001:10001

@@ -1,28 +1,43 @@
 """The `zariz` command: serve, migrate, seed-demo, create-admin, worker."""
 
 import argparse
+import getpass
 import signal
 import sys
-from pathlib import Path
 
 from alembic import command
-from alembic.config import Config
 from pydantic import ValidationError
 
-from app.core.config import Environment, get_settings
+from app.core.config import Environment, PushWorkerMode, Settings, get_settings
+from app.core.errors import ZarizError
+from app.db.migrations import alembic_config, unmigrated
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def alembic_config() -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
-    return config
+class Refused(Exception):
+    """A reason to stop before starting, said in one line (exit status 2)."""
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
     command.upgrade(alembic_config(), "head")
     return 0
+
+
+def require_migrated() -> None:
+    from app.db.session import get_engine
+
+    with get_engine().connect() as conn:
+        mismatch = unmigrated(conn)
+    if mismatch is not None:
+        raise Refused(f"{mismatch}: run `zariz migrate`")
+
+
+def require_apns(settings: Settings) -> None:
+    from app.push.apns import ApnsConfigError, check_apns
+
+    try:
+        check_apns(settings)
+    except ApnsConfigError as exc:
+        raise Refused(f"push: {exc}") from exc
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -39,6 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if refusal:
         print(f"zariz serve: {refusal}", file=sys.stderr)
         return 2
+    if settings.push_worker == PushWorkerMode.INLINE:
+        require_apns(settings)  # the inline worker would otherwise skip every push
+    require_migrated()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -51,22 +69,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
+    from app.core.errors import ZarizError
     from app.db.models import Role
     from app.db.session import get_sessionmaker
     from app.services.users import new_user
 
+    password = args.password if args.password is not None else read_password()
     with get_sessionmaker()() as session:
-        user = new_user(
-            session,
-            role=Role.ADMIN,
-            name=args.name,
-            email=args.email,
-            phone=args.phone,
-            password=args.password,
-        )
+        try:
+            user = new_user(
+                session,
+                role=Role.ADMIN,
+                name=args.name,
+                email=args.email,
+                phone=args.phone,
+                password=password,
+            )
+        except ZarizError as exc:  # the password policy, a taken email: one line, no traceback
+            print(f"zariz create-admin: {exc.detail}", file=sys.stderr)
+            return 2
         session.commit()
         print(f"admin {user.id} created: {user.email or user.phone}")
     return 0
+
+
+def read_password() -> str:
+    """Asked for, not passed: a password on the command line lands in shell history and `ps`."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != password:
+        raise Refused("the passwords do not match")
+    return password
 
 
 def cmd_seed_demo(_args: argparse.Namespace) -> int:
@@ -97,6 +131,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except ApnsConfigError as exc:
         print(f"push worker: {exc}", file=sys.stderr)
         return 2
+    require_migrated()
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
 
@@ -125,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--name", required=True)
     admin.add_argument("--email")
     admin.add_argument("--phone")
-    admin.add_argument("--password", required=True)
+    admin.add_argument("--password", help="asked for when not given (stdin when not a terminal)")
     admin.set_defaults(func=cmd_create_admin)
     worker = sub.add_parser("worker", help="send push notifications from the outbox to APNs")
     worker.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
@@ -140,8 +175,20 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.func(args)
     except ValidationError as exc:
         # The settings refused themselves (the production guard): one line, no traceback.
-        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        reasons = "; ".join(
+            " ".join(str(part).upper() for part in e["loc"])
+            + ": " * bool(e["loc"])
+            + str(e["msg"]).removeprefix("Value error, ")
+            for e in exc.errors()
+        )
         print(f"zariz: settings refused: {reasons}", file=sys.stderr)
+        return 2
+    except Refused as exc:
+        print(f"zariz {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ZarizError as exc:
+        # A domain refusal (a duplicate email, a weak password): what it says, not a traceback.
+        print(f"zariz {args.command}: {exc.detail}", file=sys.stderr)
         return 2
     return result
 

@@ -9,6 +9,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.docs import install_docs
 from app.api.edge import BodyLimitMiddleware, SecurityHeadersMiddleware, body_limit_for
+from app.api.errors import install_error_handlers
+from app.api.middleware import RequestContextMiddleware
 from app.api.routes import (
     admin,
     auth,
@@ -23,12 +25,10 @@ from app.api.routes import (
 )
 from app.core import ratelimit
 from app.core.config import get_settings
-from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import RequestContextMiddleware
 from app.db.session import get_engine
 from app.push.worker import start_inline
-from app.realtime.lifecycle import live_updates
+from app.realtime.runtime import live_updates
 
 # Sends in flight get this long to finish at shutdown (APNs answers in well under a second).
 PUSH_STOP_TIMEOUT = 15.0

@@ -14,9 +14,9 @@ import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app.cli import alembic_config
 from app.core.config import Settings
 from app.core.security import create_access_token, hash_password
+from app.db.migrations import alembic_config
 
 N_STORES = 50
 N_COURIERS = 500

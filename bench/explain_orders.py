@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Select, create_engine, select
 
 from app.db.models import Order, OrderEvent, Role, User
+from app.realtime.feed import viewer_of
 from app.services.auth import Principal
-from app.services.events import viewer_of
 from app.services.order_views import with_names
 from app.services.orders import OrderFilters, filtered
 from app.services.visibility import event_scope

@@ -98,8 +98,8 @@ def run(args: argparse.Namespace, database_url: str, stack: ExitStack) -> Result
 
     from alembic import command
 
-    from app.cli import alembic_config
     from app.core.config import get_settings
+    from app.db.migrations import alembic_config
     from app.db.models import Device, EventType
     from app.db.session import get_engine, get_sessionmaker
     from app.push.worker import PushWorker
@@ -145,9 +145,7 @@ def run(args: argparse.Namespace, database_url: str, stack: ExitStack) -> Result
                     order=order,
                     type=EventType.CREATED,
                     actor=actor,
-                    from_status=None,
-                    prev_courier_id=None,
-                    was_in_pool=False,
+                    before=None,
                 )
             session.commit()
             return [o.id for o in orders], time.time()

@@ -263,7 +263,7 @@ def run(database_url: str, *, requests: int, session_counts: list[int]) -> dict[
     from alembic import command
     from fastapi.testclient import TestClient
 
-    from app.cli import alembic_config
+    from app.db.migrations import alembic_config
     from app.db.models import Role
     from app.db.session import get_engine, get_sessionmaker
     from app.main import create_app

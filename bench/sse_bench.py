@@ -101,7 +101,7 @@ def configure_environment(database_url: str) -> None:
 def migrate_and_seed(url: str, *, users_per_role: int) -> dict[str, Any]:
     from alembic import command
 
-    from app.cli import alembic_config
+    from app.db.migrations import alembic_config
     from app.db.models import Role, Store, StoreMembership, StoreRole
     from app.db.session import build_engine
     from app.services.users import new_user
@@ -275,9 +275,7 @@ def commit_order(store_id: int) -> tuple[int, float]:
             order=order,
             type=EventType.CREATED,
             actor=None,
-            from_status=None,
-            prev_courier_id=None,
-            was_in_pool=False,
+            before=None,
         )
         session.commit()
         return order.id, time.time()

@@ -29,19 +29,20 @@ for _key in ("APNS_KEY_ID", "APNS_TEAM_ID", "APNS_KEY", "APNS_KEY_FILE", "APNS_T
 
 import pytest  # noqa: E402
 from alembic import command  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import Connection, Engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.api.deps import get_session, get_sessions  # noqa: E402
-from app.cli import alembic_config  # noqa: E402
 from app.core import ratelimit  # noqa: E402
 from app.core.config import Settings, get_settings  # noqa: E402
+from app.db.migrations import alembic_config  # noqa: E402
 from app.db.session import build_engine  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
-pytest_plugins = ["tests.orders_helpers", "tests.live", "tests.s3_server"]
+pytest_plugins = ["tests.orders_helpers", "tests.live", "tests.sse_live", "tests.s3_server"]
 
 
 def pytest_report_header() -> str:
@@ -124,9 +125,8 @@ def _fresh_rate_limits() -> None:
     ratelimit.reset_all()
 
 
-@pytest.fixture
-def app(db: Session):  # type: ignore[no-untyped-def]
-    application = create_app()
+def bind_to(application: FastAPI, db: Session) -> FastAPI:
+    """Points the app's session dependencies at the test's rolled-back session."""
 
     def same_session() -> Iterator[Session]:
         # Like the real dependency, uncommitted work is dropped when the request ends, and also
@@ -146,7 +146,31 @@ def app(db: Session):  # type: ignore[no-untyped-def]
     return application
 
 
+@pytest.fixture(scope="session")
+def shared_app() -> FastAPI:
+    """One app for the whole run (as Polar's tests do): building one is cheap, but its first
+    requests are not (middleware stack, routes' handlers and validators are built lazily), and
+    with an app per test every test paid for them."""
+    return create_app()
+
+
 @pytest.fixture
-def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def app(shared_app: FastAPI, db: Session) -> Iterator[FastAPI]:
+    """The shared app on this test's session; the overrides go when the test ends."""
+    bind_to(shared_app, db)
+    try:
+        yield shared_app
+    finally:
+        shared_app.dependency_overrides.clear()
+
+
+@pytest.fixture
+def fresh_app(db: Session) -> FastAPI:
+    """An app of this test's own, for a test that adds routes or middleware to it."""
+    return bind_to(create_app(), db)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
         yield test_client

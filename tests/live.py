@@ -5,13 +5,14 @@ import threading
 import time
 from collections.abc import Iterator
 
-import httpx
+import httpx2 as httpx
 import pytest
 import uvicorn
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from app.db.base import Base
+from app.db.session import is_postgres
 from app.main import create_app
 
 
@@ -24,7 +25,7 @@ def free_port() -> int:
 def truncate_all(engine: Engine) -> None:
     """Removes what a committing test wrote, so the rolled-back tests after it see an empty db."""
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
+        if is_postgres(conn):
             names = ", ".join(t.name for t in Base.metadata.sorted_tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
@@ -34,7 +35,9 @@ def truncate_all(engine: Engine) -> None:
 
 @pytest.fixture
 def committed(engine: Engine) -> Iterator[Session]:
-    """A session whose commits are real; every table is emptied afterwards."""
+    """The database that really commits, for threads, servers and workers that must see the data:
+    a session whose commits are real, and every table emptied afterwards. (Push tests take new
+    sessions on it through `live`; uvicorn processes serve `live_db`, tests/sse_live.py.)"""
     session = Session(bind=engine, expire_on_commit=False)
     try:
         yield session

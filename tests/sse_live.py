@@ -20,14 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
+import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import EventType, Store, User
-from app.services.events import record_event
+from app.db.models import EventType, OrderStatus, Store, User
+from app.db.session import build_engine, is_postgres
+from app.services.events import OrderState, record_event
 from tests.builders import make_order
+from tests.conftest import TEST_DATABASE_URL, migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 LIVE_SCHEMA = "zariz_live"
@@ -41,7 +44,7 @@ class LiveDatabase:
 
     @property
     def is_postgres(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
+        return is_postgres(self.engine)
 
     def session(self) -> Session:
         return self.sessions()
@@ -62,6 +65,33 @@ def live_url(test_url: str, tmp: Path) -> str:
     )
 
 
+@pytest.fixture(scope="module")
+def live_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDatabase]:
+    """The committed database that uvicorn processes of a module serve, migrated for it.
+
+    Not the `committed` fixture's tables (tests/live.py): a server outlives the tests of its
+    module and remembers the event ids it has seen, so its database is never emptied under it.
+    """
+    url = live_url(TEST_DATABASE_URL, tmp_path_factory.mktemp("live-db"))
+    admin = build_engine(TEST_DATABASE_URL) if url.startswith("postgresql") else None
+    if admin is not None:
+        # The schema name is shared by every module that uses it; each recreates it for itself.
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {LIVE_SCHEMA} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {LIVE_SCHEMA}"))
+            conn.commit()
+    engine = build_engine(url)
+    with engine.connect() as conn:
+        migrate(conn)
+    yield LiveDatabase(url, engine, sessionmaker(bind=engine, expire_on_commit=False))
+    engine.dispose()
+    if admin is not None:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {LIVE_SCHEMA} CASCADE"))
+            conn.commit()
+        admin.dispose()
+
+
 def commit_event(
     db: LiveDatabase,
     *,
@@ -79,9 +109,9 @@ def commit_event(
             order=order,
             type=type,
             actor=None,
-            from_status=None,
-            prev_courier_id=None,
-            was_in_pool=was_in_pool,
+            before=OrderState(status=OrderStatus.NEW, courier_id=None, in_pool=True)
+            if was_in_pool
+            else None,
         )
         session.commit()
         return event.id

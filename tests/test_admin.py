@@ -1,30 +1,34 @@
 """/v1/admin/*: couriers, stores, store staff, approvals; and who may call them."""
 
+import re
+
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app.api.routes import admin as admin_routes
 from app.db.models import Role, StoreRole
 from tests.builders import PASSWORD, auth_headers, make_store, make_store_user, make_user
 
-ADMIN_ENDPOINTS = [
-    ("GET", "/v1/admin/couriers"),
-    ("POST", "/v1/admin/couriers"),
-    ("GET", "/v1/admin/couriers/1"),
-    ("PATCH", "/v1/admin/couriers/1"),
-    ("POST", "/v1/admin/couriers/1/status"),
-    ("POST", "/v1/admin/couriers/1/credentials"),
-    ("GET", "/v1/admin/stores"),
-    ("POST", "/v1/admin/stores"),
-    ("GET", "/v1/admin/stores/1"),
-    ("PATCH", "/v1/admin/stores/1"),
-    ("POST", "/v1/admin/stores/1/status"),
-    ("POST", "/v1/admin/stores/1/credentials"),
-    ("GET", "/v1/admin/stores/1/users"),
-    ("POST", "/v1/admin/stores/1/users"),
-    ("DELETE", "/v1/admin/stores/1/users/1"),
-    ("POST", "/v1/admin/users/1/approve"),
-]
+
+def admin_endpoints() -> list[tuple[str, str]]:
+    """Every route of the admin router, ids filled in: a route added later is checked too."""
+    endpoints = []
+    for route in admin_routes.router.routes:
+        assert isinstance(route, APIRoute)
+        path = re.sub(r"\{[^}]+\}", "1", route.path)
+        endpoints += [(method, path) for method in sorted(route.methods or ())]
+    return endpoints
+
+
+ADMIN_ENDPOINTS = admin_endpoints()
+
+
+def test_the_role_matrix_covers_every_admin_route() -> None:
+    # The enumeration found the router's routes (not an empty list that checks nothing).
+    assert len(ADMIN_ENDPOINTS) >= 16
+    assert ("POST", "/v1/admin/users/1/approve") in ADMIN_ENDPOINTS
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from httpx import Response
+from httpx2 import Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -146,6 +146,16 @@ class TestQueryAndPathText:
     def test_nul_in_the_device_token_path_is_422(self, client: TestClient, world: World) -> None:
         response = client.delete("/v1/devices/ab%00cd", headers=world.h_courier)
         assert_names_field(response, "token")
+
+    def test_an_unknown_status_is_422_without_echoing_it(
+        self, client: TestClient, world: World
+    ) -> None:
+        response = client.get(
+            "/v1/orders", params={"status": "new,<b>x</b>"}, headers=world.h_admin
+        )
+        assert response.status_code == 422
+        assert "<b>x</b>" not in response.text
+        assert "delivered" in response.json()["detail"]
 
     def test_plain_search_still_works(self, client: TestClient, world: World) -> None:
         response = client.get("/v1/orders", params={"q": "Noa"}, headers=world.h_admin)

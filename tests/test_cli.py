@@ -18,7 +18,7 @@ ZARIZ = Path(sys.executable).with_name("zariz")
 
 
 def run_zariz(
-    *args: str, cwd: Path, database_url: str, **env: str
+    *args: str, cwd: Path, database_url: str, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     # cwd is a temp dir so a developer's .env in the repo is never read.
     environment = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", **env}
@@ -27,6 +27,7 @@ def run_zariz(
         cwd=cwd,
         env=environment,
         capture_output=True,
+        input=stdin,
         text=True,
         timeout=60,
         check=False,
@@ -91,6 +92,24 @@ def test_create_admin_makes_an_active_admin_who_can_log_in(migrated: Path, workd
     assert "a long admin password" not in result.stdout + result.stderr
 
 
+def test_create_admin_refuses_a_password_below_the_policy(migrated: Path, workdir: Path) -> None:
+    result = run_zariz(
+        "create-admin",
+        "--name",
+        "Weak Admin",
+        "--email",
+        "weak.admin@example.com",
+        "--password",
+        "x",
+        cwd=workdir,
+        database_url=f"sqlite:///{migrated}",
+    )
+    assert result.returncode == 2
+    assert "at least 8 characters" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert rows(migrated, "SELECT id FROM users WHERE email = 'weak.admin@example.com'") == []
+
+
 def test_seed_demo_prints_logins_and_is_idempotent(migrated: Path, workdir: Path) -> None:
     first = run_zariz("seed-demo", cwd=workdir, database_url=f"sqlite:///{migrated}")
     assert first.returncode == 0, first.stderr
@@ -125,3 +144,67 @@ def test_seed_demo_is_refused_in_production(workdir: Path) -> None:
     assert result.returncode == 2
     assert "refused in production" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def one_line_refusal(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_create_admin_without_password_reads_it_from_stdin(migrated: Path, workdir: Path) -> None:
+    result = run_zariz(
+        "create-admin",
+        "--name",
+        "Asked Admin",
+        "--email",
+        "asked@example.com",
+        cwd=workdir,
+        database_url=f"sqlite:///{migrated}",
+        stdin="a password typed in\n",
+    )
+    assert result.returncode == 0, result.stderr
+    [(password_hash,)] = rows(
+        migrated, "SELECT password_hash FROM users WHERE email = 'asked@example.com'"
+    )
+    assert verify_password("a password typed in", str(password_hash))
+    assert "a password typed in" not in result.stdout + result.stderr
+
+
+def test_a_domain_error_is_one_line_and_exit_2(migrated: Path, workdir: Path) -> None:
+    args = ("create-admin", "--name", "Twice", "--email", "twice@example.com")
+    first = run_zariz(
+        *args, cwd=workdir, database_url=f"sqlite:///{migrated}", stdin="pw 1234567890\n"
+    )
+    assert first.returncode == 0, first.stderr
+    again = run_zariz(
+        *args, cwd=workdir, database_url=f"sqlite:///{migrated}", stdin="pw 1234567890\n"
+    )
+    assert "create-admin" in one_line_refusal(again)
+
+
+def test_bad_settings_are_one_line_and_exit_2(workdir: Path) -> None:
+    result = run_zariz(
+        "migrate", cwd=workdir, database_url=f"sqlite:///{workdir}/x.db", ACCESS_TOKEN_TTL="soon"
+    )
+    assert "ACCESS_TOKEN_TTL".lower() in one_line_refusal(result).lower()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_an_unmigrated_database_is_said_once_at_start(workdir: Path, command: str) -> None:
+    result = run_zariz(command, cwd=workdir, database_url=f"sqlite:///{workdir}/empty-{command}.db")
+    message = one_line_refusal(result)
+    assert f"code expects {head_revision()}" in message
+    assert "run `zariz migrate`" in message
+
+
+def test_half_configured_apns_stops_serve_as_it_stops_the_worker(
+    migrated: Path, workdir: Path
+) -> None:
+    half = {"APNS_KEY_ID": "K", "APNS_TEAM_ID": "T", "PUSH_WORKER": "inline"}
+    for command in ("serve", "worker"):
+        result = run_zariz(command, cwd=workdir, database_url=f"sqlite:///{migrated}", **half)
+        message = one_line_refusal(result)
+        assert "half-configured" in message
+        assert "APNS_TOPIC" in message

@@ -12,6 +12,7 @@ from app.db.models import (
     ApnsEnvironment,
     Device,
     EventType,
+    OrderStatus,
     Platform,
     PushJob,
     PushStatus,
@@ -20,7 +21,7 @@ from app.db.models import (
 )
 from app.services import devices as devices_service
 from app.services.auth import Principal
-from app.services.events import record_event
+from app.services.events import OrderState, record_event
 from tests.builders import auth_headers, login_tokens, make_order, make_store, make_user
 
 TOKEN = "a1" * 32
@@ -99,9 +100,7 @@ class TestRegister:
             order=order,
             type=EventType.UPDATED,
             actor=None,
-            from_status="accepted",
-            prev_courier_id=old_owner.id,
-            was_in_pool=False,
+            before=OrderState(status=OrderStatus.ACCEPTED, courier_id=old_owner.id, in_pool=False),
         )
         db.commit()
         assert db.scalar(select(PushJob.status).where(PushJob.event_id == event.id)) == "pending"
@@ -217,9 +216,7 @@ class TestLogout:
             order=order,
             type=EventType.UPDATED,
             actor=Principal(user=admin, session_id=0, family_id=0, store_ids=()),
-            from_status="accepted",
-            prev_courier_id=courier.id,
-            was_in_pool=False,
+            before=OrderState(status=OrderStatus.ACCEPTED, courier_id=courier.id, in_pool=False),
         )
         db.commit()
         jobs = db.scalars(select(PushJob).where(PushJob.event_id == event.id)).all()
@@ -298,9 +295,7 @@ class TestCaps:
             order=order,
             type=EventType.UPDATED,
             actor=Principal(user=admin, session_id=0, family_id=0, store_ids=()),
-            from_status="accepted",
-            prev_courier_id=courier.id,
-            was_in_pool=False,
+            before=OrderState(status=OrderStatus.ACCEPTED, courier_id=courier.id, in_pool=False),
         )
         db.commit()
         jobs = db.scalars(select(PushJob).where(PushJob.event_id == event.id)).all()
@@ -320,9 +315,7 @@ class TestCaps:
             order=order,
             type=EventType.UPDATED,
             actor=Principal(user=admin, session_id=0, family_id=0, store_ids=()),
-            from_status="accepted",
-            prev_courier_id=courier.id,
-            was_in_pool=False,
+            before=OrderState(status=OrderStatus.ACCEPTED, courier_id=courier.id, in_pool=False),
         )
         db.commit()
         register(client, auth_headers(db, courier), token=new)

@@ -21,7 +21,6 @@ def add_event(
     courier: User | None = None,
     status: str = "new",
     type: EventType = EventType.CREATED,
-    was_in_pool: bool = False,
 ) -> int:
     order = make_order(db, store=store, courier=courier, status=status)
     event = record_event(
@@ -29,9 +28,7 @@ def add_event(
         order=order,
         type=type,
         actor=None,
-        from_status=None,
-        prev_courier_id=None,
-        was_in_pool=was_in_pool,
+        before=None,
     )
     db.commit()
     return event.id

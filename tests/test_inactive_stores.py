@@ -3,14 +3,13 @@
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from app.db.models import EventType, OrderEvent, Role, Store, StoreMembership, StoreRole, User
-from app.db.session import build_engine
 from app.services.events import record_event
 from app.services.visibility import audience
 from tests.builders import (
@@ -22,8 +21,7 @@ from tests.builders import (
     make_store_user,
     make_user,
 )
-from tests.conftest import TEST_DATABASE_URL, migrate
-from tests.sse_live import LIVE_SCHEMA, LiveDatabase, LiveServer, live_url, reading, start_server
+from tests.sse_live import LiveDatabase, LiveServer, reading, start_server
 
 
 def _login(client: TestClient, identifier: str) -> httpx.Response:
@@ -47,9 +45,7 @@ def _event(db: Session, store: Store) -> OrderEvent:
         order=order,
         type=EventType.CREATED,
         actor=None,
-        from_status=None,
-        prev_courier_id=None,
-        was_in_pool=False,
+        before=None,
     )
     db.commit()
     return event
@@ -212,29 +208,6 @@ def test_push_audience_leaves_out_the_users_of_an_inactive_store(db: Session) ->
 
 
 # --- an open stream ends once the store it was opened for is no longer active ------------------
-
-
-@pytest.fixture(scope="module")
-def live_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDatabase]:
-    tmp = tmp_path_factory.mktemp("inactive-live")
-    url = live_url(TEST_DATABASE_URL, tmp)
-    # The schema name is shared with test_live_updates; each module recreates it for itself.
-    if url.startswith("postgresql"):
-        admin = build_engine(TEST_DATABASE_URL)
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {LIVE_SCHEMA} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {LIVE_SCHEMA}"))
-            conn.commit()
-    engine = build_engine(url)
-    with engine.connect() as conn:
-        migrate(conn)
-    yield LiveDatabase(url, engine, sessionmaker(bind=engine, expire_on_commit=False))
-    engine.dispose()
-    if url.startswith("postgresql"):
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {LIVE_SCHEMA} CASCADE"))
-            conn.commit()
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import jwt
 import pytest
 from sqlalchemy import text, update
-from sqlalchemy.orm import sessionmaker
 
 from app.core.config import Settings
 from app.core.security import create_access_token
 from app.db.models import EventType, Role, User, UserSession, UserStatus
-from app.db.session import build_engine
 from app.services.events import record_event
 from tests.builders import (
     PASSWORD,
@@ -27,15 +25,13 @@ from tests.builders import (
     make_store_user,
     make_user,
 )
-from tests.conftest import TEST_DATABASE_URL, migrate
+from tests.conftest import TEST_DATABASE_URL
 from tests.orders_helpers import ORDER_BODY
 from tests.sse_live import (
     END,
-    LIVE_SCHEMA,
     LiveDatabase,
     LiveServer,
     commit_event,
-    live_url,
     parse_block,
     reading,
     start_server,
@@ -51,27 +47,6 @@ POLL = "0.2" if not TEST_DATABASE_URL.startswith("postgresql") else "60"
 @pytest.fixture(scope="module")
 def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("live")
-
-
-@pytest.fixture(scope="module")
-def live_db(tmp: Path) -> Iterator[LiveDatabase]:
-    url = live_url(TEST_DATABASE_URL, tmp)
-    if url.startswith("postgresql"):
-        admin = build_engine(TEST_DATABASE_URL)
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {LIVE_SCHEMA} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {LIVE_SCHEMA}"))
-            conn.commit()
-    engine = build_engine(url)
-    with engine.connect() as conn:
-        migrate(conn)
-    yield LiveDatabase(url, engine, sessionmaker(bind=engine, expire_on_commit=False))
-    engine.dispose()
-    if url.startswith("postgresql"):
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {LIVE_SCHEMA} CASCADE"))
-            conn.commit()
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -580,9 +555,7 @@ class TestAcrossProcesses:
                 order=order,
                 type=EventType.CREATED,
                 actor=None,
-                from_status=None,
-                prev_courier_id=None,
-                was_in_pool=False,
+                before=None,
             )  # flushed: id allocated, transaction still open
             later = commit_event(db, store=world.store_a)
             assert later > held.id
@@ -605,9 +578,7 @@ class TestAcrossProcesses:
                 order=order,
                 type=EventType.CREATED,
                 actor=None,
-                from_status=None,
-                prev_courier_id=None,
-                was_in_pool=False,
+                before=None,
             )
             later = commit_event(db, store=world.store_a)
             assert sse.next_event(timeout=8).id == later  # the grace period (3 s) ran out
@@ -634,9 +605,7 @@ class TestAcrossProcesses:
                     order=order,
                     type=EventType.CREATED,
                     actor=None,
-                    from_status=None,
-                    prev_courier_id=None,
-                    was_in_pool=False,
+                    before=None,
                 )
                 later = commit_event(db, store=world.store_a)
                 doomed.rollback()

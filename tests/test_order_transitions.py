@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
-from httpx import Response
+from httpx2 import Response
 from sqlalchemy.orm import Session
 
 from app.core.config import DispatchMode, Settings
@@ -350,3 +350,36 @@ def test_events_feed_of_another_stores_order_is_404(
 ) -> None:
     order = make_order(db, store=world.other_store)
     assert client.get(f"/v1/orders/{order.id}/events", headers=world.h_store).status_code == 404
+
+
+# Who may attempt an action at all is decided at the route, by role alone, before the order is
+# read; the service refuses only what depends on the order's state (a 409 or a 404).
+ROLE_REFUSALS = [
+    ("POST", "/v1/orders/{id}/status", {"status": "picked_up"}, "h_store"),
+    ("POST", "/v1/orders/{id}/cancel", {"reason": "x"}, "h_courier"),
+    ("PATCH", "/v1/orders/{id}", {"notes": "x"}, "h_courier"),
+    ("POST", "/v1/orders/{id}/claim", None, "h_store"),
+    ("POST", "/v1/orders/{id}/assign", {"courier_id": 1}, "h_store"),
+    ("DELETE", "/v1/orders/{id}", None, "h_courier"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "caller"), ROLE_REFUSALS)
+def test_a_role_that_may_never_do_an_action_is_refused_at_the_route(
+    client: TestClient,
+    db: Session,
+    world: World,
+    method: str,
+    path: str,
+    body: dict[str, object] | None,
+    caller: str,
+) -> None:
+    # The order is the caller's own (the store's, or held by the courier): only the role refuses.
+    order = make_order(db, store=world.store, status="accepted", courier=world.courier)
+    response = client.request(
+        method, path.format(id=order.id), json=body, headers=getattr(world, caller)
+    )
+    assert response.status_code == 403, response.text
+    assert response.json()["code"] == "forbidden"
+    after = client.get(f"/v1/orders/{order.id}", headers=world.h_admin).json()
+    assert (after["status"], after["version"]) == ("accepted", 1)

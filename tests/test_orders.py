@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.core.config import DispatchMode, Settings
-from app.db.models import Order, OrderEvent, OrderStatus
+from app.db.models import Order, OrderEvent, OrderStatus, StoreStatus
 from tests.builders import make_order, make_user
 from tests.orders_helpers import ORDER_BODY, World
 
@@ -91,7 +91,7 @@ class TestCreate:
     def test_inactive_store_cannot_create(
         self, client: TestClient, db: Session, world: World
     ) -> None:
-        world.store.status = "suspended"
+        world.store.status = StoreStatus.SUSPENDED
         db.commit()
         response = client.post(
             "/v1/orders", json={**ORDER_BODY, "store_id": world.store.id}, headers=world.h_admin

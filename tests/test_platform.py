@@ -1,7 +1,7 @@
 """Cross-cutting behaviour: problem+json everywhere, request ids, health, the production guard."""
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
@@ -33,18 +33,23 @@ def test_malformed_json_is_a_validation_problem(client: TestClient) -> None:
 
 def test_validation_errors_never_echo_the_input(client: TestClient) -> None:
     response = client.post("/v1/auth/register", json={"name": "x", "password": "pw-s3"})
+    # Refused for the short password (so the input did reach the validator), yet not echoed.
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert [e["loc"] for e in body["errors"]] == [["body", "password"]]
     assert "pw-s3" not in response.text
 
 
-def test_unhandled_exception_is_a_500_problem_without_internals(app, db):  # type: ignore[no-untyped-def]
+def test_unhandled_exception_is_a_500_problem_without_internals(fresh_app: FastAPI) -> None:
     router = APIRouter()
 
     @router.get("/boom")
     def boom() -> None:
         raise RuntimeError("SELECT secret FROM internals")
 
-    app.include_router(router)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    fresh_app.include_router(router)
+    with TestClient(fresh_app, raise_server_exceptions=False) as client:
         response = client.get("/boom")
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
@@ -107,7 +112,7 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
     assert "zariz_http_requests_total" in response.text
 
 
-def test_database_outage_is_a_503_problem(app, db) -> None:  # type: ignore[no-untyped-def]
+def test_database_outage_is_a_503_problem(fresh_app: FastAPI) -> None:
     from sqlalchemy import create_engine, text
 
     router = APIRouter()
@@ -119,8 +124,8 @@ def test_database_outage_is_a_503_problem(app, db) -> None:  # type: ignore[no-u
         with dead.connect() as conn:
             conn.execute(text("SELECT 1"))
 
-    app.include_router(router)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    fresh_app.include_router(router)
+    with TestClient(fresh_app, raise_server_exceptions=False) as client:
         response = client.get("/needs-db")
     assert response.status_code == 503
     assert response.json()["code"] == "database_unavailable"

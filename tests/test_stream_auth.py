@@ -1,6 +1,7 @@
 """Expired access tokens: accepted by the live stream only, and only for a live session."""
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -61,10 +62,11 @@ def test_the_stream_refuses_an_expired_token_whose_session_is_not_live(
     else:
         db.execute(update(User).where(User.id == user.id).values(status="suspended"))
     db.commit()
-    for request in (
+    requests: tuple[dict[str, Any], ...] = (
         {"headers": {"Authorization": f"Bearer {token}"}},
         {"params": {"token": token}},
-    ):
+    )
+    for request in requests:
         response = client.get("/v1/events/sse", **request)
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"

@@ -96,17 +96,25 @@ def get_principal(session: SessionDep, token: Annotated[str | None, Depends(bear
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+def require_roles(
+    *roles: Role, detail: str = "Your role may not do this"
+) -> Callable[[Principal], Awaitable[Principal]]:
+    """The coarse role check of an action, made at its route: services refuse only what
+    depends on the order's state."""
+
     # Async: a check this small is not worth a threadpool hop.
     async def guard(principal: CurrentUser) -> Principal:
         if principal.role not in roles:
-            raise Forbidden("Your role may not do this")
+            raise Forbidden(detail)
         return principal
 
     return guard
 
 
-AdminUser = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+# One guard object: used by a router's `dependencies` and a route's AdminUser alike, FastAPI
+# runs it once per request.
+admin_only = require_roles(Role.ADMIN)
+AdminUser = Annotated[Principal, Depends(admin_only)]
 CourierUser = Annotated[Principal, Depends(require_roles(Role.COURIER))]
 StoreUser = Annotated[Principal, Depends(require_roles(Role.STORE))]
 StoreOrAdmin = Annotated[Principal, Depends(require_roles(Role.STORE, Role.ADMIN))]
@@ -157,7 +165,7 @@ def get_stream_auth(
     if not raw:
         raise Unauthorized("Missing bearer token")
     # A stream lives as long as its session, not its access token (DESIGN §6): an expired
-    # token whose session is still live opens it too, here and nowhere else.
+    # token whose session is still valid opens it too, here and nowhere else.
     principal = auth_service.authenticate(session, raw, allow_expired=True)
     return StreamAuth(principal=principal)
 

@@ -6,9 +6,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.errors import PROBLEM_JSON, problem_body
 from app.core.config import Settings
-from app.core.errors import PROBLEM_JSON
-from app.core.logging import request_id_var
 
 # The docs pages (app/api/docs.py) run Swagger UI and ReDoc from the app's own origin only.
 # ReDoc's styled-components inject <style> elements, hence 'unsafe-inline' for styles alone;
@@ -28,17 +27,9 @@ class BodyTooLarge(Exception):
 
 
 def problem_bytes(status: int, code: str, title: str, detail: str) -> bytes:
-    # The same problem+json shape as app/core/errors.problem, built without a Response object
-    # because it is sent from inside the ASGI receive/send plumbing.
-    body = {
-        "type": f"https://zariz.dev/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": request_id_var.get(),
-    }
-    return json.dumps(body).encode()
+    # The shape of app/api/errors.problem, built without a Response object because it is sent
+    # from inside the ASGI receive/send plumbing.
+    return json.dumps(problem_body(status, code, title, detail)).encode()
 
 
 # Proof uploads (POST /v1/orders/{id}/proofs) are the one body allowed past the multipart cap.

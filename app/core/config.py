@@ -170,7 +170,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    # --- Proofs of delivery (see docs/security-parts/proofs.md).
+    # --- Proofs of delivery (see docs/security.md, "Proofs").
     # Where the bytes go: a directory (the embedded default) or S3-compatible object storage.
     proof_storage: ProofStorageBackend = ProofStorageBackend.LOCAL
     proof_storage_dir: Path = Path("var/proofs")
@@ -198,7 +198,7 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_FAILURE_REASONS)
     )
 
-    # --- The edge: request bodies, headers, connections (see docs/security-parts/platform.md).
+    # --- The edge: request bodies, headers, connections (see docs/security.md).
     # Largest request body accepted, by Content-Length or counted as it streams in; 413 beyond.
     max_body_bytes: int = 1024 * 1024
     # multipart/form-data bodies get their own cap, for uploads to come.
@@ -267,11 +267,6 @@ class Settings(BaseSettings):
     @property
     def direct_database_url(self) -> str:
         return self.database_url_direct or self.database_url
-
-    @property
-    def apns_configured(self) -> bool:
-        has_key = bool(self.apns_key) or self.apns_key_file is not None
-        return bool(self.apns_key_id and self.apns_team_id and self.apns_topic and has_key)
 
 
 def secret_bits(secret: str) -> float:

@@ -1,20 +1,8 @@
-"""Domain errors that carry their HTTP status and code, and their problem+json rendering."""
+"""Domain errors that carry their HTTP status and code; app/api/errors.py renders them."""
 
-import logging
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from app.core.logging import request_id_var
-
-log = logging.getLogger("zariz.errors")
-
-PROBLEM_JSON = "application/problem+json"
+from sqlalchemy.exc import DBAPIError
 
 
 class ZarizError(Exception):
@@ -173,96 +161,6 @@ class TooManyExports(ZarizError):
     def __init__(self, detail: str):
         # An export in progress usually ends within a minute; a retry sooner is pointless.
         super().__init__(detail, headers={"Retry-After": "30"})
-
-
-HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-}
-
-
-def problem(
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"https://zariz.dev/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": request_id_var.get(),
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
-
-
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Only loc, msg and type: pydantic's `input` would echo passwords back.
-    return [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in exc.errors()
-    ]
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ZarizError)
-    async def _domain(_request: Request, exc: ZarizError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem(
-            422,
-            "validation_error",
-            "Invalid input",
-            "The request is not valid; see errors",
-            errors=_validation_errors(exc),
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTP_CODES.get(exc.status_code, "error")
-        title = code.replace("_", " ").capitalize()
-        detail = exc.detail if isinstance(exc.detail, str) else title
-        return problem(exc.status_code, code, title, detail, headers=exc.headers)
-
-    @app.exception_handler(OperationalError)
-    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
-        conflict = lock_conflict(exc)
-        if conflict is not None:
-            # Reached only where no service retried the transaction (or its retries ran out).
-            log.warning("lock conflict answered 409: %s", conflict)
-            lost = TransactionConflict()
-            return problem(lost.status, lost.code, lost.title, lost.detail, headers=lost.headers)
-        # The database refused or dropped the connection (restart, failover, no free slots):
-        # tell clients to retry rather than report a bug.
-        log.error("database unavailable: %s", type(exc.orig).__name__)
-        return problem(
-            503,
-            "database_unavailable",
-            "Service unavailable",
-            "The database is unavailable; retry shortly",
-            headers={"Retry-After": "2"},
-        )
-
-    @app.exception_handler(Exception)
-    async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return problem(500, "internal_error", "Internal error", "Something went wrong")
 
 
 class WrongPassword(Forbidden):

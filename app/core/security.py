@@ -19,7 +19,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from app.core.config import Settings, get_settings
-from app.core.errors import ServerBusy, Unauthorized
+from app.core.errors import InvalidInput, ServerBusy, Unauthorized
 
 
 @lru_cache
@@ -77,7 +77,24 @@ def _dummy_hash() -> str:
         return _hasher().hash(secrets.token_urlsafe(16))
 
 
+# The password policy, in this one place: the API schemas' Password type is built from these
+# bounds, and hash_password refuses what breaks them, so no other way of setting a password
+# (an admin form, the CLI, a future script) can store a weaker one.
+PASSWORD_MIN_LENGTH = 8
+# Argon2 hashes any length, but each byte costs; longer than this is not a password.
+PASSWORD_MAX_LENGTH = 256
+
+
+def check_password_policy(password: str) -> None:
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise InvalidInput(f"password must be at least {PASSWORD_MIN_LENGTH} characters")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise InvalidInput(f"password must be at most {PASSWORD_MAX_LENGTH} characters")
+
+
 def hash_password(password: str) -> str:
+    """The hash of a new password, which must meet the policy (checked before any hashing)."""
+    check_password_policy(password)
     with _hash_slot():
         return _hasher().hash(password)
 

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    String,
     func,
     text,
 )
@@ -55,10 +57,36 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def live_index(name: str, *columns: str, unique: bool = False) -> Index:
-    """A partial index over rows not soft-deleted (on both databases)."""
-    live = text("deleted_at IS NULL")
-    return Index(name, *columns, unique=unique, postgresql_where=live, sqlite_where=live)
+E = TypeVar("E", bound=StrEnum)
+
+
+class StrEnumType(TypeDecorator[E]):
+    """A StrEnum stored as a plain string (the CHECK from enum_check keeps the values honest):
+    rows load as members, so `order.status` is an OrderStatus, not any str."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int = 16, **kw: Any):
+        super().__init__(length, **kw)
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        # A plain str is passed through: filters compare with strings a client sent.
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
+
+def undeleted_index(name: str, *columns: str, unique: bool = False) -> Index:
+    """A partial index over rows not soft-deleted (on both databases).
+
+    Its older constraint names end in `_live_key`: names stored in the database, kept so no
+    migration renames them.
+    """
+    undeleted = text("deleted_at IS NULL")
+    return Index(name, *columns, unique=unique, postgresql_where=undeleted, sqlite_where=undeleted)
 
 
 def enum_check(name: str, column: str, enum: type[StrEnum]) -> CheckConstraint:

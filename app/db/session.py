@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,10 +35,19 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def is_postgres(bind: Session | Engine | Connection | str) -> bool:
+    """Whether a session, engine, connection or URL talks to PostgreSQL (else: SQLite)."""
+    if isinstance(bind, str):
+        return make_url(bind).get_backend_name() == "postgresql"
+    if isinstance(bind, Session):
+        return bind.get_bind().dialect.name == "postgresql"
+    return bind.dialect.name == "postgresql"
+
+
 def build_engine(url: str, settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    if not is_postgres(url):
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,37 @@ class ApnsConfigError(RuntimeError):
     pass
 
 
+def apns_settings_given(settings: Settings) -> dict[str, bool]:
+    return {
+        "APNS_KEY_ID": bool(settings.apns_key_id),
+        "APNS_TEAM_ID": bool(settings.apns_team_id),
+        "APNS_TOPIC": bool(settings.apns_topic),
+        "APNS_KEY or APNS_KEY_FILE": bool(settings.apns_key) or settings.apns_key_file is not None,
+    }
+
+
+def apns_configured(settings: Settings) -> bool:
+    """The one "is APNs configured?" decision: all of it (True), none of it (False), or refused.
+
+    It is the sending process's decision (the push worker's), never the API's: an API process
+    without the key still writes pending jobs for a separate worker that has it. Half a
+    configuration is a mistake that would skip every push silently, so it raises.
+    """
+    given = apns_settings_given(settings)
+    if all(given.values()):
+        return True
+    if any(given.values()):
+        missing = ", ".join(name for name, present in given.items() if not present)
+        raise ApnsConfigError(f"APNs is half-configured: {missing} missing (set all or none)")
+    return False
+
+
+def check_apns(settings: Settings) -> None:
+    """Raises ApnsConfigError for a half or broken APNs configuration, before anything starts."""
+    if apns_configured(settings):
+        load_signing_key(settings)
+
+
 def load_signing_key(settings: Settings) -> EllipticCurvePrivateKey:
     if settings.apns_key:
         # A PEM pasted into one environment variable often arrives with literal "\n".

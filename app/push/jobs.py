@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.metrics import PUSH_DEAD, PUSH_DISABLED_DEVICES, PUSH_FAILED, PUSH_SENT
 from app.db.base import utcnow
+from app.db.dml import changed_rows
 from app.db.models import Device, PushJob, PushStatus
 from app.push.apns import ApnsResult, Outcome
 from app.services.devices import skip_waiting_jobs
@@ -123,17 +124,20 @@ def retry_delay(attempts: int, settings: Settings) -> float:
 def _update_job(session: Session, job: Claimed, **values: Any) -> bool:
     # Fenced by the attempt number: if our lease ran out and another worker claimed the job,
     # its claim bumped attempts and this stale outcome must not overwrite its state.
-    result = session.execute(
-        update(PushJob)
-        .where(PushJob.id == job.job_id, PushJob.attempts == job.attempts)
-        .values(updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
+    return bool(
+        changed_rows(
+            session,
+            update(PushJob)
+            .where(PushJob.id == job.job_id, PushJob.attempts == job.attempts)
+            .values(updated_at=utcnow(), **values)
+            .execution_options(synchronize_session=False),
+        )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _disable_device(session: Session, job: Claimed, error: str) -> bool:
-    result = session.execute(
+    disabled = changed_rows(
+        session,
         update(Device)
         .where(
             Device.id == job.device_id,
@@ -142,9 +146,9 @@ def _disable_device(session: Session, job: Claimed, error: str) -> bool:
             or_(Device.last_seen_at.is_(None), Device.last_seen_at < job.claimed_at),
         )
         .values(disabled_at=utcnow(), session_id=None)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not disabled:
         return False
     skip_waiting_jobs(session, device_ids=[job.device_id], reason=f"device gone: {error}")
     return True

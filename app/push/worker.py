@@ -11,23 +11,24 @@ import time
 from concurrent.futures import Future
 from datetime import timedelta
 
-import psycopg
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from app.core.config import PushWorkerMode, Settings
 from app.core.metrics import PUSH_QUEUE_DEPTH
 from app.db.base import utcnow
-from app.push import outbox
-from app.push.apns import ApnsClient, ApnsConfigError, ApnsResult, Outcome
+from app.db.listen import PgListener
+from app.db.session import is_postgres
+from app.push.apns import ApnsClient, ApnsConfigError, ApnsResult, Outcome, apns_configured
 from app.push.jobs import Claimed, Done, claim_due, queue_stats, record_outcomes, skip_jobs
+from app.services import signals
 from app.services.maintenance import run_housekeeping
 
 log = logging.getLogger("zariz.push")
 
 UNCONFIGURED = "APNs is not configured"
+LISTENER_NAME = "zariz-push-listener"
 # How long a database outage makes the loop wait before trying again.
 ERROR_PAUSE = 1.0
 # Expired sessions and idempotency keys are purged at start and then this often (seconds).
@@ -42,13 +43,13 @@ class PushWorker:
         self._engine = engine
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
         self._owns_client = client is None
-        if client is None and settings.apns_configured:
+        if client is None and apns_configured(settings):
             client = ApnsClient(settings)  # a bad key fails here, at start, not per push
         self._client = client
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._listener: threading.Thread | None = None
+        self._listener: PgListener | None = None
         self._unrecorded: list[Done] = []
         self._housekeeping_due = time.monotonic()
         self.crashed = False
@@ -56,6 +57,9 @@ class PushWorker:
     # -- control ---------------------------------------------------------------------------
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def _on_local_commit(self, _payloads: list[str]) -> None:
         self._wake.set()
 
     def start(self) -> None:
@@ -76,9 +80,14 @@ class PushWorker:
     def run(self) -> None:
         if self._client is None:
             log.warning("%s: due push jobs will be marked skipped", UNCONFIGURED)
-        outbox.add_wake_listener(self.wake)
-        if self._engine.dialect.name == "postgresql":
-            self._listener = threading.Thread(target=self._listen, name="push-listen", daemon=True)
+        signals.subscribe(signals.PUSH, self._on_local_commit)
+        if is_postgres(self._engine):
+            url = self.settings.database_url_direct or self._engine.url.render_as_string(
+                hide_password=False
+            )
+            self._listener = PgListener(
+                url, signals.PUSH, self.wake, application_name=LISTENER_NAME
+            )
             self._listener.start()
         log.info("push worker started")
         try:
@@ -89,7 +98,9 @@ class PushWorker:
             self.crashed = True
             log.exception("push worker crashed")
         finally:
-            outbox.remove_wake_listener(self.wake)
+            signals.unsubscribe(signals.PUSH, self._on_local_commit)
+            if self._listener is not None:
+                self._listener.stop()
             if self._client is not None and self._owns_client:
                 self._client.close()
             log.info("push worker stopped")
@@ -199,26 +210,6 @@ class PushWorker:
             return self.settings.push_poll_interval
         # A little slack so the job is due by the time we claim it.
         return max(0.0, (next_due - utcnow() + timedelta(milliseconds=5)).total_seconds())
-
-    # -- Postgres LISTEN ---------------------------------------------------------------------
-
-    def _listen(self) -> None:
-        url = self.settings.database_url_direct or self._engine.url.render_as_string(
-            hide_password=False
-        )
-        conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {outbox.CHANNEL}")
-                    self.wake()  # jobs committed while we were not listening
-                    while not self._stopping.is_set():
-                        # The timeout only lets the thread notice stop(); it is not a poll.
-                        for _notify in conn.notifies(timeout=1.0):
-                            self.wake()
-            except psycopg.Error:
-                log.warning("push LISTEN connection lost; reconnecting", exc_info=True)
-                self._stopping.wait(ERROR_PAUSE)
 
 
 def _result(future: "Future[ApnsResult]", job: Claimed) -> ApnsResult:

@@ -1,11 +1,12 @@
 """The per-process SSE fan-out: reads new events once per wake-up and hands each stream its share.
 
-Wake-ups come from the local bus (this process's commits), the Postgres listener (every other
-process's commits) and a slow safety poll. Notifications carry no content that is trusted: on
-each wake-up the hub reads every event above its low-water mark (one unscoped query, whatever the
-number of streams), renders each once with and once without the order, and filters per stream in
-Python with the same visibility rule the SQL scope uses. The sequencer decides what may go out
-(in id order, see app/realtime/sequencer.py). With no stream open the hub does no database work.
+Wake-ups come from the after-commit signal (this process's commits), the Postgres listener
+(every other process's commits) and a slow safety poll. Notifications carry no content that is
+trusted: on each wake-up the hub reads every event above its low-water mark (one unscoped query,
+whatever the number of streams), renders each once with and once without the order, and filters
+per stream in Python with the same visibility rule the SQL scope uses. The sequencer decides what
+may go out (in id order, see app/realtime/sequencer.py). With no stream open the hub does no
+database work.
 """
 
 import asyncio
@@ -26,10 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.db.base import utcnow
 from app.db.models import OrderEvent
-from app.realtime import local_bus
+from app.realtime import reads
+from app.realtime.reads import Grant
 from app.realtime.sequencer import Released, Sequencer
-from app.services import live
-from app.services.live import Grant
+from app.services import signals
 from app.services.visibility import Viewer, can_see, sees_details
 
 log = logging.getLogger("zariz.sse")
@@ -133,7 +134,7 @@ class Hub:
         # and a reconnect storm's replays cannot take that pool over either.
         self._db_limiter = anyio.CapacityLimiter(2)
         self.replay_limiter = anyio.CapacityLimiter(4)
-        local_bus.subscribe(self._on_local_commit)
+        signals.subscribe(signals.EVENTS, self._on_local_commit)
         self._tasks = [
             asyncio.create_task(self._fan_out_loop(), name="sse-fan-out"),
             asyncio.create_task(self._recheck_loop(), name="sse-recheck"),
@@ -141,7 +142,7 @@ class Hub:
 
     async def stop(self) -> None:
         self.close_all("server shutting down")
-        local_bus.unsubscribe(self._on_local_commit)
+        signals.unsubscribe(signals.EVENTS, self._on_local_commit)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -158,7 +159,7 @@ class Hub:
         with contextlib.suppress(RuntimeError):  # the loop is closed: the app is gone
             self._loop.call_soon_threadsafe(self._wakeup.set)
 
-    def _on_local_commit(self, _event_ids: list[int]) -> None:
+    def _on_local_commit(self, _event_ids: list[str]) -> None:
         self.wake()
 
     @property
@@ -208,7 +209,7 @@ class Hub:
 
     def _activate(self) -> Sequencer[Rendered]:
         with self.sessions() as session:
-            recent = live.newest_events(session, limit=STARTUP_WINDOW)
+            recent = reads.newest_events(session, limit=STARTUP_WINDOW)
         now, young = time.monotonic(), utcnow().timestamp() - STARTUP_GAP_AGE_SECONDS
         maybe_in_flight = {
             missing: now
@@ -266,13 +267,13 @@ class Hub:
         """Runs in a worker thread while the hub's lock is held; all database work first, so a
         failure leaves the sequencer untouched and the next wake-up simply tries again."""
         with self.sessions() as session:
-            snapshot = live.current_snapshot(session)
-            events = live.events_since(
+            snapshot = reads.current_snapshot(session)
+            events = reads.events_since(
                 session, after=sequencer.low, also_ids=sequencer.recheck_ids(), limit=FETCH_LIMIT
             )
             fresh = [e for e in events if e.id not in sequencer.pending]
             rendered = {e.id: e for e in fresh}
-            details = live.detailed_messages(session, events=fresh) if fresh else []
+            details = reads.detailed_messages(session, events=fresh) if fresh else []
         found = []
         for message in details:
             event = rendered[message["event_id"]]
@@ -317,4 +318,4 @@ class Hub:
 
     def _lapsed(self, grants: set[Grant]) -> set[Grant]:
         with self.sessions() as session:
-            return live.lapsed_grants(session, grants=grants)
+            return reads.lapsed_grants(session, grants=grants)

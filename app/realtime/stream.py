@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import anyio
 
 from app.core.metrics import SSE_CONNECTIONS, SSE_EVENTS_SENT
+from app.realtime import reads
+from app.realtime.feed import viewer_of
 from app.realtime.hub import Frame, Hub, Subscriber
-from app.services import live
 from app.services.auth import Principal
-from app.services.events import viewer_of
 from app.services.visibility import Viewer
 
 REPLAY_PAGE = 500
@@ -35,7 +35,7 @@ async def sse_stream(
 ) -> AsyncIterator[bytes]:
     settings = hub.settings
     viewer = viewer_of(principal)
-    grant = live.Grant(
+    grant = reads.Grant(
         session_id=principal.session_id,
         user_id=principal.user.id,
         role=principal.role,
@@ -115,7 +115,7 @@ async def _replay(
 
     def page(after: int) -> list[tuple[int, bytes]]:
         with sessions() as session:
-            found = live.replay_page(
+            found = reads.replay_page(
                 session, viewer=viewer, after=after, until=until, limit=REPLAY_PAGE
             )
         return [(m["event_id"], Frame.of(m).wire) for m in found]

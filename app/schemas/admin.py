@@ -5,7 +5,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from app.db.models import StoreRole, StoreStatus, UserStatus
+from app.core.security import PASSWORD_MAX_LENGTH
+from app.db.models import StoreMembership, StoreRole, StoreStatus, User, UserStatus
 from app.schemas.common import (
     BlankIsNone,
     Email,
@@ -58,7 +59,7 @@ class CourierUpdate(AdminForm):
     phone: Phone | None = None
     capacity_boxes: Capacity | None = None
     status: UserStatus | None = None
-    password: Annotated[str, StringConstraints(max_length=256)] | None = None
+    password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX_LENGTH)] | None = None
 
 
 class CourierRead(ReadModel):
@@ -84,7 +85,7 @@ class Credentials(RequestModel):
     # Blank or missing fields leave the stored value unchanged.
     email: Email | None = None
     phone: Phone | None = None
-    password: Annotated[str, StringConstraints(max_length=256)] | None = None
+    password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX_LENGTH)] | None = None
 
 
 class StoreCredentials(Credentials):
@@ -145,3 +146,16 @@ class StoreUserRead(BaseModel):
     status: str
     role_in_store: str
     created_at: datetime
+
+
+def store_user_read(user: User, membership: StoreMembership) -> StoreUserRead:
+    """A store's user as the admin lists them: the account and its role in that store."""
+    return StoreUserRead(
+        id=user.id,
+        name=user.name,
+        email=user.email,
+        phone=user.phone,
+        status=user.status,
+        role_in_store=membership.role_in_store,
+        created_at=user.created_at,
+    )

@@ -5,10 +5,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, StringConstraints
 
+from app.core.security import PASSWORD_MAX_LENGTH
 from app.schemas.common import Email, Name, Password, Phone, ReadModel, RequestModel
 
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
-LoginPassword = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+LoginPassword = Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
 
 
 class LoginRequest(RequestModel):
@@ -50,7 +51,7 @@ class RegistrationRead(BaseModel):
 
 
 class PasswordChangeRequest(RequestModel):
-    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    current_password: LoginPassword
     new_password: Password
 
 

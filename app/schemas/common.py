@@ -13,6 +13,8 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+
 # Postgres text cannot hold NUL: it fails in the driver, a 500 instead of a 422 naming the field.
 # A lone surrogate has no UTF-8 form on either database; the JSON parser refuses "\ud800" today,
 # and this keeps it refused whichever parser or decoder a string comes through.
@@ -58,7 +60,10 @@ PHONE_CHARS = r"[0-9 +()\-]*[0-9][0-9 +()\-]*"
 # Blank stays allowed where a blank phone means "none" or "unchanged".
 PHONE_PATTERN = rf"^({PHONE_CHARS})?$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+# A new password: the bounds of the one policy (app/core/security.py), which the service checks too.
+Password = Annotated[
+    str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=32, pattern=PHONE_PATTERN)
 ]

@@ -33,6 +33,7 @@ from app.core.security import (
     verify_password,
 )
 from app.db.base import utcnow
+from app.db.dml import changed_rows
 from app.db.models import Device, Role, StoreMembership, User, UserSession, UserStatus
 from app.services.users import clean_contacts, new_user, revoke_sessions, store_ids_of
 
@@ -51,7 +52,7 @@ class Principal:
     store_ids: tuple[int, ...]
 
     @property
-    def role(self) -> str:
+    def role(self) -> Role:
         return self.user.role
 
 
@@ -223,7 +224,7 @@ def refresh(
     else:
         # WHERE repeats "not yet rotated" so two concurrent refreshes cannot both rotate it.
         query = query.where(UserSession.replaced_by_id.is_(None)).values(replaced_by_id=new_id)
-    if session.execute(query).rowcount != 1:  # type: ignore[attr-defined]
+    if changed_rows(session, query) != 1:
         session.rollback()
         if _retried:
             _reuse_detected(session, family_id=family_id, user_id=row.user_id)
@@ -243,7 +244,16 @@ def _reuse_detected(session: Session, *, family_id: int, user_id: int) -> None:
 
 def logout(session: Session, *, refresh_token: str) -> None:
     row = _session_for_refresh_token(session, refresh_token)
-    family_id = row.family_id or row.id
+    _end_family(session, family_id=row.family_id or row.id)
+
+
+def logout_principal(session: Session, *, principal: Principal) -> None:
+    """Ends the session an access token belongs to: the iOS app logs out with only its Bearer
+    header, no refresh token in the body."""
+    _end_family(session, family_id=principal.family_id)
+
+
+def _end_family(session: Session, *, family_id: int) -> None:
     _revoke_family(session, family_id)
     # Devices registered under this session stop receiving the user's pushes.
     family_ids = select(UserSession.id).where(UserSession.family_id == family_id)
@@ -321,10 +331,10 @@ def change_password(
 
 
 def authenticate(session: Session, token: str, *, allow_expired: bool = False) -> Principal:
-    """Checks an access token against the database: live session, active user, current role.
+    """Checks an access token against the database: valid session, active user, current role.
 
     allow_expired (the live stream only): an expired access token is taken as long as its
-    session is live, the session's refresh lifetime included, so a stream lives as long as
+    session is valid, the session's refresh lifetime included, so a stream lives as long as
     its session, and a client reconnects with the token it has.
     """
     claims = decode_access_token(token, allow_expired=allow_expired)

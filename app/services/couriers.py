@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.core.errors import InvalidInput, NotFound
 from app.db.models import Role, User, UserStatus
+from app.schemas.admin import CourierCreate, CourierUpdate
 from app.services.users import apply_credentials, new_user, revoke_sessions
 
 
@@ -28,53 +29,36 @@ def _check_admin_status(status: UserStatus) -> None:
         raise InvalidInput("status must be active, suspended or offboarded")
 
 
-def create_courier(
-    session: Session,
-    *,
-    name: str,
-    email: str | None,
-    phone: str | None,
-    password: str,
-    capacity_boxes: int | None,
-    status: UserStatus = UserStatus.ACTIVE,
-) -> User:
-    _check_admin_status(status)
+def create_courier(session: Session, *, data: CourierCreate) -> User:
+    _check_admin_status(data.status)
     user = new_user(
         session,
         role=Role.COURIER,
-        name=name,
-        email=email,
-        phone=phone,
-        password=password,
-        status=status,
-        capacity_boxes=capacity_boxes or get_settings().default_capacity_boxes,
+        name=data.name,
+        email=data.email,
+        phone=data.phone,
+        password=data.password,
+        status=data.status,
+        capacity_boxes=data.capacity_boxes or get_settings().default_capacity_boxes,
     )
     session.commit()
     return user
 
 
-def update_courier(
-    session: Session,
-    *,
-    courier_id: int,
-    name: str | None = None,
-    email: str | None = None,
-    phone: str | None = None,
-    capacity_boxes: int | None = None,
-    status: UserStatus | None = None,
-    password: str | None = None,
-) -> User:
+def update_courier(session: Session, *, courier_id: int, data: CourierUpdate) -> User:
     """Applies every field given; blank email, phone or password leave the stored value."""
-    if status is not None:
-        _check_admin_status(status)
+    if data.status is not None:
+        _check_admin_status(data.status)
     user = get_courier(session, courier_id=courier_id)
-    if name is not None:
-        user.name = name
-    if capacity_boxes is not None:
-        user.capacity_boxes = capacity_boxes
-    apply_credentials(session, user=user, email=email, phone=phone, password=password)
-    if status is not None:
-        apply_user_status(session, user=user, status=status)
+    if data.name is not None:
+        user.name = data.name
+    if data.capacity_boxes is not None:
+        user.capacity_boxes = data.capacity_boxes
+    apply_credentials(
+        session, user=user, email=data.email, phone=data.phone, password=data.password
+    )
+    if data.status is not None:
+        apply_user_status(session, user=user, status=data.status)
     session.commit()
     return user
 

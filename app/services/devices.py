@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.core.errors import NotFound
 from app.db.base import utcnow
+from app.db.dml import changed_rows
 from app.db.errors import violated_constraint
 from app.db.models import ApnsEnvironment, Device, Platform, PushJob, PushStatus, User
 from app.services.auth import Principal
@@ -24,16 +25,16 @@ def skip_waiting_jobs(session: Session, *, device_ids: Sequence[int], reason: st
     """Marks jobs not yet sent to these devices skipped; the caller commits."""
     if not device_ids:
         return 0
-    result = session.execute(
+    return changed_rows(
+        session,
         update(PushJob)
         .where(
             PushJob.device_id.in_(device_ids),
             PushJob.status.in_((PushStatus.PENDING, PushStatus.FAILED)),
         )
         .values(status=PushStatus.SKIPPED, last_error=reason, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def register_device(

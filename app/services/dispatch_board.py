@@ -1,4 +1,4 @@
-"""Couriers as dispatch sees them: capacity, live load and what they can still take."""
+"""Couriers as dispatch sees them: capacity, current load and what they can still take."""
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session

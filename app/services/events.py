@@ -1,49 +1,58 @@
-"""Order events: recording one (with its push jobs and announcement) and rendering them."""
+"""Recording an order event with its side effects: push jobs and the committed-event signal."""
 
-import itertools
-import logging
-from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.core.metrics import ORDER_EVENTS
-from app.db.base import utcnow
 from app.db.models import EventType, Order, OrderEvent, OrderStatus
-from app.push.outbox import enqueue_for_event
-from app.realtime.announce import announce
-from app.schemas.events import EventFeed, EventMessage
+from app.services import signals
 from app.services.auth import Principal
-from app.services.order_views import order_reads
-from app.services.visibility import Viewer, event_scope, sees_details
-
-log = logging.getLogger("zariz.events")
+from app.services.outbox import enqueue_for_event
 
 
 def in_pool(status: str | None, courier_id: int | None, deleted: bool = False) -> bool:
     return status == OrderStatus.NEW and courier_id is None and not deleted
 
 
+@dataclass(frozen=True)
+class OrderState:
+    """What an event needs of the order as it was before the change: taken before the UPDATE."""
+
+    status: OrderStatus
+    courier_id: int | None
+    in_pool: bool
+
+    @classmethod
+    def of(cls, order: Order) -> "OrderState":
+        return cls(
+            status=OrderStatus(order.status),
+            courier_id=order.courier_id,
+            in_pool=in_pool(order.status, order.courier_id, order.deleted_at is not None),
+        )
+
+
 def record_event(
     session: Session,
     *,
     order: Order,
+    before: OrderState | None,
     type: EventType,
     actor: Principal | None,
-    from_status: str | None,
-    prev_courier_id: int | None,
-    was_in_pool: bool,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> OrderEvent:
-    """Adds the event, its push jobs and its announcement to the caller's open transaction."""
+    """Adds the event, its push jobs and its signal to the caller's open transaction.
+
+    `order` is the order after the change, `before` its state before (None: it was just created);
+    the trail's from-status, the courier it left and whether the pool changed follow from both.
+    """
+    prev_courier_id = before.courier_id if before is not None else None
     event = OrderEvent(
         order_id=order.id,
         type=type,
-        from_status=from_status,
+        from_status=before.status if before is not None else None,
         to_status=order.status,
         actor_id=actor.user.id if actor else None,
         actor_role=actor.role if actor else None,
@@ -52,118 +61,14 @@ def record_event(
         store_id=order.store_id,
         reason=reason,
         data=data,
-        pool_change=was_in_pool
+        # An order entering or leaving the pool (or changing inside it) is news to the couriers
+        # watching the pool, whoever else hears of it.
+        pool_change=(before is not None and before.in_pool)
         or in_pool(order.status, order.courier_id, order.deleted_at is not None),
     )
     session.add(event)
     session.flush()
     enqueue_for_event(session, event)
-    announce(session, event.id)
+    signals.notify(session, signals.EVENTS, str(event.id))
     ORDER_EVENTS.labels(type=type).inc()
     return event
-
-
-def viewer_of(principal: Principal) -> Viewer:
-    return Viewer(user_id=principal.user.id, role=principal.role, store_ids=principal.store_ids)
-
-
-def events_after(
-    session: Session, *, viewer: Viewer, after: int, limit: int, until: int | None = None
-) -> list[OrderEvent]:
-    query = select(OrderEvent).where(OrderEvent.id > after, event_scope(viewer))
-    if until is not None:
-        query = query.where(OrderEvent.id <= until)
-    return list(session.scalars(query.order_by(OrderEvent.id).limit(limit)))
-
-
-# How far back the feed looks for a gap in the ids; at 100x the design load this spans far more
-# than the grace period.
-HORIZON_PROBE = 32
-HORIZON_WINDOW = 500
-
-
-def settled_horizon(session: Session, *, grace: float) -> int | None:
-    """The highest id the pull feed may hand out now, or None for "no limit".
-
-    An id missing between two committed events may belong to a transaction that has not committed
-    yet (ids are allocated before commit). A client that took the later event as its cursor would
-    skip the earlier one for ever, so the feed stops below a gap until it is `grace` seconds old;
-    older gaps are rolled-back ids. The SSE hub applies the same rule with more state
-    (app/realtime/sequencer.py).
-    """
-    cutoff = utcnow() - timedelta(seconds=grace)
-    # Only events younger than the grace period matter, and usually there are few: read a short
-    # tail first, and the whole window only when even the short tail is that young.
-    rows: Sequence[Any] = ()
-    for window in (HORIZON_PROBE, HORIZON_WINDOW):
-        rows = session.execute(
-            select(OrderEvent.id, OrderEvent.created_at)
-            .order_by(OrderEvent.id.desc())
-            .limit(window)
-        ).all()
-        if len(rows) < window or rows[-1].created_at < cutoff:
-            break
-    horizon = None
-    for newer, older in itertools.pairwise(rows):
-        if newer.created_at < cutoff:
-            break
-        if newer.id - older.id > 1:
-            horizon = older.id
-    return horizon
-
-
-def feed(session: Session, *, principal: Principal, after: int, limit: int) -> EventFeed:
-    viewer = viewer_of(principal)
-    horizon = settled_horizon(session, grace=get_settings().sse_gap_grace_seconds)
-    events = events_after(session, viewer=viewer, after=after, until=horizon, limit=limit)
-    rendered = messages(session, viewer=viewer, events=events)
-    # End the read in this worker thread: the connection goes back to the pool before the
-    # response is serialized, and closing the session needs no thread of its own.
-    session.commit()
-    return EventFeed(
-        events=[EventMessage.model_validate(m) for m in rendered],
-        last_event_id=events[-1].id if events else after,
-    )
-
-
-# Keys of the order copied to the top level of every message, where the web admin reads them.
-# None of them is personal, so a courier watching the pool gets them too.
-TOP_LEVEL_ORDER_KEYS = ("pickup_address", "boxes_count", "created_at")
-# Keys of an event's data copied into its message: ids and codes, nothing personal.
-EVENT_DATA_KEYS = ("proof_ids", "reason_code")
-
-
-def messages(
-    session: Session, *, viewer: Viewer, events: Sequence[OrderEvent]
-) -> list[dict[str, Any]]:
-    """The SSE `data:` JSON of each event: the order's current state where the viewer may see it.
-
-    `store_id`, `courier_id` and `status` are the event's; the keys of TOP_LEVEL_ORDER_KEYS are
-    the order's now. A soft-deleted order ships no `order` body in any of its events, replayed
-    ones included: its recipient is nobody's business any more.
-    """
-    order_ids = {e.order_id for e in events}
-    found = session.scalars(select(Order).where(Order.id.in_(order_ids))).all() if order_ids else []
-    deleted = {o.id for o in found if o.deleted_at is not None}
-    orders = {read.id: read.model_dump(mode="json") for read in order_reads(session, found)}
-    out = []
-    for event in events:
-        message: dict[str, Any] = {
-            "type": event.type,
-            "event_id": event.id,
-            "order_id": event.order_id,
-            "store_id": event.store_id,
-            "courier_id": event.courier_id,
-            "status": event.to_status,
-            "occurred_at": event.created_at.isoformat(),
-        }
-        for key in EVENT_DATA_KEYS:
-            if event.data and event.data.get(key) is not None:
-                message[key] = event.data[key]
-        order = orders.get(event.order_id)
-        if order is not None:
-            message.update({key: order[key] for key in TOP_LEVEL_ORDER_KEYS})
-            if event.order_id not in deleted and sees_details(viewer, event):
-                message["order"] = order
-        out.append(message)
-    return out

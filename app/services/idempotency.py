@@ -32,8 +32,10 @@ from app.core.errors import (
     lock_conflict,
 )
 from app.db.base import utcnow
+from app.db.dml import changed_rows
 from app.db.errors import violated_constraint
 from app.db.models import IdempotencyKey, Order
+from app.db.session import is_postgres
 from app.services.auth import Principal
 from app.services.orders import get_order
 from app.services.retry import retrying
@@ -193,7 +195,7 @@ def _claim(session: Session, row: IdempotencyKey) -> IdempotencyKey | None:
     if row.order_id is not None and session.get(Order, row.order_id) is None:
         session.rollback()
         raise NotFound("Order not found")
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgres(session)
     if postgres:
         # The insert waits on the unique index while a duplicate's transaction is open: bound it.
         wait_ms = int(get_settings().idempotency_wait_seconds * 1000)
@@ -219,8 +221,8 @@ def _claim(session: Session, row: IdempotencyKey) -> IdempotencyKey | None:
 
 
 def purge_expired(session: Session) -> int:
-    result = session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - TTL)
+    purged = changed_rows(
+        session, delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - TTL)
     )
     session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return purged

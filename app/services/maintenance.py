@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.db.base import utcnow
+from app.db.dml import changed_rows
 from app.db.models import Device, PushJob, PushStatus, UserSession
 from app.services import idempotency
 from app.services.proof_storage import storage_for
@@ -30,19 +31,20 @@ def purge_expired_sessions(session: Session) -> int:
     session.execute(update(Device).where(Device.session_id.in_(expired)).values(session_id=None))
     # A rotated token's replacement expires later than it does, so every row another expired
     # row points at is expired too and goes in the same statement.
-    result = session.execute(delete(UserSession).where(UserSession.expires_at < cutoff))
+    purged = changed_rows(session, delete(UserSession).where(UserSession.expires_at < cutoff))
     session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return purged
 
 
 def purge_finished_push_jobs(session: Session) -> int:
-    result = session.execute(
+    purged = changed_rows(
+        session,
         delete(PushJob).where(
             PushJob.status.in_(FINISHED_PUSH), PushJob.updated_at < utcnow() - PUSH_JOB_RETENTION
-        )
+        ),
     )
     session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return purged
 
 
 def purge_orphan_proofs(session: Session) -> int:

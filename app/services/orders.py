@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from app.core.config import DispatchMode, get_settings
 from app.core.errors import (
-    Forbidden,
     InvalidInput,
     InvalidTransition,
     NotFound,
@@ -31,7 +30,7 @@ from app.db.models import (
 from app.schemas.orders import OrderCreate, OrderRead, OrderUpdate
 from app.services.auth import Principal
 from app.services.capacity import lock_and_check_capacity
-from app.services.events import in_pool, record_event
+from app.services.events import OrderState, record_event
 from app.services.order_views import reads_from_rows, with_names
 from app.services.pricing import price_for
 
@@ -51,21 +50,21 @@ EDITABLE_FIELDS = (
 
 
 def scope(principal: Principal) -> ColumnElement[bool]:
-    """The live orders the caller may see: admin all, store users their stores', couriers
+    """The undeleted orders the caller may see: admin all, store users their stores', couriers
     their own plus, in open mode, the pool of unassigned new orders."""
-    live = Order.deleted_at.is_(None)
+    undeleted = Order.deleted_at.is_(None)
     if principal.role == Role.ADMIN:
-        return and_(live, true())
+        return and_(undeleted, true())
     if principal.role == Role.STORE:
         if not principal.store_ids:
             return false()
-        return and_(live, Order.store_id.in_(principal.store_ids))
+        return and_(undeleted, Order.store_id.in_(principal.store_ids))
     if principal.role == Role.COURIER:
         mine = Order.courier_id == principal.user.id
         if get_settings().dispatch_mode == DispatchMode.OPEN:
             pool = and_(Order.status == OrderStatus.NEW, Order.courier_id.is_(None))
-            return and_(live, or_(mine, pool))
-        return and_(live, mine)
+            return and_(undeleted, or_(mine, pool))
+        return and_(undeleted, mine)
     return false()
 
 
@@ -135,11 +134,9 @@ def create_order(
     record_event(
         session,
         order=order,
+        before=None,
         type=EventType.CREATED,
         actor=principal,
-        from_status=None,
-        prev_courier_id=None,
-        was_in_pool=False,
     )
     if idempotency_key is not None:
         idempotency_key.order_id = order.id  # the key commits with the order it produced
@@ -211,7 +208,9 @@ def list_orders(
 ) -> tuple[list[OrderRead], int | None]:
     """Newest first by id (keyset): rows inserted while paging never shift later pages.
 
-    One query: the page and its store and courier names together.
+    One query: the page and its store and courier names together. The named exception to
+    "services return ORM objects, routes render them with *_read helpers": rows become read
+    models here, without ever becoming Order objects, because this is the hot path.
     """
     query = filtered(principal, filters)
     if cursor is not None:
@@ -237,8 +236,6 @@ def _check_may_edit(principal: Principal, order: Order) -> None:
         raise InvalidTransition(f"A {order.status} order cannot be edited")
     if principal.role == Role.STORE and order.status != OrderStatus.NEW:
         raise InvalidTransition("A store can edit its order only while it is new")
-    if principal.role == Role.COURIER:
-        raise Forbidden("Couriers cannot edit orders")
 
 
 def update_order(
@@ -281,6 +278,7 @@ def update_order(
                 extra_boxes=changes["boxes_count"] - order.boxes_count,
             )
     previous = {k: getattr(order, k) for k in changes}
+    before = OrderState.of(order)
     # WHERE repeats version and status: an edit based on a stale read can never land.
     updated = session.scalar(
         update(Order)
@@ -299,11 +297,9 @@ def update_order(
     record_event(
         session,
         order=updated,
+        before=before,
         type=EventType.UPDATED,
         actor=principal,
-        from_status=updated.status,
-        prev_courier_id=updated.courier_id,
-        was_in_pool=in_pool(updated.status, updated.courier_id),
         data={"changed": sorted(changes), "previous": {k: previous[k] for k in sorted(previous)}},
     )
     session.commit()
@@ -312,24 +308,18 @@ def update_order(
 
 def delete_order(session: Session, *, principal: Principal, order_id: int) -> Order:
     order = get_order(session, principal=principal, order_id=order_id)
-    was_in_pool = in_pool(order.status, order.courier_id)
+    before = OrderState.of(order)
+    # WHERE repeats the version read: the event's from-state is then the state really left.
     deleted = session.scalar(
         update(Order)
-        .where(Order.id == order.id, Order.deleted_at.is_(None))
+        .where(Order.id == order.id, Order.version == order.version, Order.deleted_at.is_(None))
         .values(deleted_at=utcnow(), version=Order.version + 1, updated_at=utcnow())
         .returning(Order)
         .execution_options(populate_existing=True, synchronize_session=False)
     )
     if deleted is None:
-        raise NotFound("Order not found")
-    record_event(
-        session,
-        order=deleted,
-        type=EventType.DELETED,
-        actor=principal,
-        from_status=deleted.status,
-        prev_courier_id=deleted.courier_id,
-        was_in_pool=was_in_pool,
-    )
+        get_order(session, principal=principal, order_id=order_id)  # 404 if it went meanwhile
+        raise VersionConflict("Order changed while it was being deleted; read it again")
+    record_event(session, order=deleted, before=before, type=EventType.DELETED, actor=principal)
     session.commit()
     return deleted

@@ -22,10 +22,19 @@ from app.core.errors import (
 )
 from app.db.base import utcnow
 from app.db.errors import violated_constraint
-from app.db.models import EventType, Order, OrderProof, OrderStatus, ProofKind, ProofStage, Store
+from app.db.models import (
+    EventType,
+    Order,
+    OrderProof,
+    OrderStatus,
+    ProofKind,
+    ProofStage,
+    Role,
+    Store,
+)
 from app.schemas.proofs import ProofPolicy, ProofRead
 from app.services.auth import Principal
-from app.services.events import record_event
+from app.services.events import OrderState, record_event
 from app.services.orders import get_order
 from app.services.proof_images import process
 from app.services.proof_policy import check_policy_reasons, collects, policy_from
@@ -151,9 +160,7 @@ def add_proof(
             order=order,
             type=EventType.PROOF_ADDED,
             actor=courier,
-            from_status=order.status,
-            prev_courier_id=order.courier_id,
-            was_in_pool=False,
+            before=OrderState.of(order),
             data={"proof_ids": [proof.id], "kind": str(kind), "stage": str(stage)},
         )
         session.commit()
@@ -185,7 +192,7 @@ def _discard(storage: ProofStorage, keys: list[str]) -> None:
 def _visible_order(session: Session, *, principal: Principal, order_id: int) -> Order:
     order = get_order(session, principal=principal, order_id=order_id)
     # A courier sees the proofs of orders they hold, not of pool orders they merely see.
-    if principal.role == "courier" and order.courier_id != principal.user.id:
+    if principal.role == Role.COURIER and order.courier_id != principal.user.id:
         raise NotFound("Order not found")
     return order
 

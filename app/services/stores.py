@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import DuplicateValue, InvalidInput, NotFound
 from app.db.errors import violated_constraint
 from app.db.models import Role, Store, StoreMembership, StoreRole, StoreStatus, User, UserStatus
+from app.schemas.admin import StoreCreate, StoreUpdate
 from app.services.auth import Principal
 from app.services.users import apply_credentials, new_user, revoke_sessions
 
@@ -45,24 +46,15 @@ def _flush(session: Session) -> None:
         raise
 
 
-def create_store(
-    session: Session,
-    *,
-    name: str,
-    pickup_address: str | None = None,
-    phone: str | None = None,
-    box_limit: int | None = None,
-    hours_text: str | None = None,
-    status: StoreStatus = StoreStatus.ACTIVE,
-) -> Store:
-    _ensure_name_free(session, name)
+def create_store(session: Session, *, data: StoreCreate) -> Store:
+    _ensure_name_free(session, data.name)
     store = Store(
-        name=name,
-        pickup_address=pickup_address,
-        phone=phone,
-        box_limit=box_limit,
-        hours_text=hours_text,
-        status=status,
+        name=data.name,
+        pickup_address=data.pickup_address,
+        phone=data.phone,
+        box_limit=data.box_limit,
+        hours_text=data.hours_text,
+        status=data.status,
     )
     session.add(store)
     _flush(session)
@@ -70,19 +62,24 @@ def create_store(
     return store
 
 
-def update_store(session: Session, *, store_id: int, changes: dict[str, object]) -> Store:
-    """Applies every key given; `status` with the side effects of the status endpoint."""
+def update_store(session: Session, *, store_id: int, data: StoreUpdate) -> Store:
+    """Applies every field sent (a null or blank optional one clears it); `status` with the
+    side effects of the status endpoint."""
     store = get_store(session, store_id=store_id)
-    changes = dict(changes)
-    status = changes.pop("status", None)
-    if changes.get("name") is None:
-        changes.pop("name", None)  # the one required field cannot be blanked
-    else:
-        _ensure_name_free(session, str(changes["name"]), except_id=store.id)
-    for key, value in changes.items():
-        setattr(store, key, value)
-    if status is not None:
-        _apply_store_status(session, store=store, status=StoreStatus(str(status)))
+    sent = data.model_fields_set
+    if data.name is not None:  # the one required field cannot be blanked
+        _ensure_name_free(session, data.name, except_id=store.id)
+        store.name = data.name
+    if "pickup_address" in sent:
+        store.pickup_address = data.pickup_address
+    if "phone" in sent:
+        store.phone = data.phone
+    if "box_limit" in sent:
+        store.box_limit = data.box_limit
+    if "hours_text" in sent:
+        store.hours_text = data.hours_text
+    if data.status is not None:
+        _apply_store_status(session, store=store, status=data.status)
     _flush(session)
     session.commit()
     return store

@@ -28,7 +28,9 @@ def clean_contacts(email: str | None, phone: str | None) -> tuple[str | None, st
     email, phone = normalize_email(email), normalize_phone(phone)
     if email is not None and "@" not in email:
         raise InvalidInput("email is not a valid address")
-    if phone is not None and not phone.lstrip("+").isdigit():
+    # ASCII digits only: str.isdigit() takes "²", which is no phone (the CLI reaches this too).
+    digits = phone.lstrip("+") if phone is not None else ""
+    if phone is not None and not (digits.isascii() and digits.isdigit()):
         raise InvalidInput("phone may hold digits, spaces, dashes, brackets and a leading +")
     return email, phone
 
@@ -113,7 +115,7 @@ def store_ids_of(session: Session, user: User) -> list[int]:
 
 
 def revoke_sessions(session: Session, *, user_id: int, except_family_id: int | None = None) -> None:
-    """Ends every live session of the user (optionally all but one); the caller commits."""
+    """Ends every unrevoked session of the user (optionally all but one); the caller commits."""
     query = update(UserSession).where(
         UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
     )
@@ -140,9 +142,7 @@ def apply_credentials(
     password_changed = bool(password and password.strip())
     if password_changed:
         assert password is not None
-        if len(password) < 8:
-            raise InvalidInput("password must be at least 8 characters")
-        user.password_hash = hash_password(password)
+        user.password_hash = hash_password(password)  # refuses a password below the policy
         revoke_sessions(session, user_id=user.id)
     flush_user_change(session)
     return password_changed

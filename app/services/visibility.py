@@ -17,7 +17,7 @@ from app.db.models import OrderEvent, Role, Store, StoreMembership, StoreStatus,
 @dataclass(frozen=True)
 class Viewer:
     user_id: int
-    role: str
+    role: Role
     store_ids: tuple[int, ...] = ()
 
 
@@ -65,7 +65,7 @@ def audience_query(event: OrderEvent) -> Select[int]:
     A query, not a list: a pool change is seen by every courier, and binding thousands of ids
     into a follow-up IN (...) cost more CPU than the rest of a claim together.
     """
-    live = and_(User.status == UserStatus.ACTIVE, User.deleted_at.is_(None))
+    eligible = and_(User.status == UserStatus.ACTIVE, User.deleted_at.is_(None))
     conditions = [
         User.role == Role.ADMIN,
         # A suspended or offboarded store's users no longer hear of its orders.
@@ -82,7 +82,7 @@ def audience_query(event: OrderEvent) -> Select[int]:
     ]
     if event.pool_change and _open_mode():
         conditions.append(User.role == Role.COURIER)
-    query = select(User.id).where(live, or_(*conditions))
+    query = select(User.id).where(eligible, or_(*conditions))
     if event.actor_id is not None:
         query = query.where(User.id != event.actor_id)
     return query

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
+import httpx2 as httpx
 
 
 class Http(Protocol):

@@ -38,6 +38,22 @@ def test_push_registration_answers_json(courier_app: IosApp) -> None:
     assert response.json()["platform"] == "ios"
 
 
+def test_sign_out_with_only_the_bearer_header_ends_the_session(courier_app: IosApp) -> None:
+    # AuthService.logout(): POST auth/logout with the Bearer token and no body.
+    response = courier_app.request("POST", "auth/logout")
+    assert response.status_code == 200
+    assert response.json() == {"ok": True}
+    with pytest.raises(ClientError):
+        courier_app.refresh()
+    assert courier_app.request("GET", "auth/me").status_code == 401
+
+
+def test_sign_out_without_a_body_or_a_token_is_401(client: TestClient) -> None:
+    response = IosApp(client).request("POST", "auth/logout")
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
 # ---- the courier's orders screen: OrdersService.sync() every 30 s and after every action
 
 

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 
-import httpx
+import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings, get_settings
 from app.push.worker import PushWorker
 from tests.fake_apns import KEY_ID, TEAM_ID, TOPIC, FakeApns, new_signing_key
-from tests.live import truncate_all
 
 
 @dataclass(frozen=True)
@@ -65,10 +64,9 @@ def apns_settings(
 
 
 @pytest.fixture
-def live(engine: Engine) -> Iterator[sessionmaker[Session]]:
-    """Sessions that really commit, so workers on other connections see the data; cleaned after."""
-    yield sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
-    truncate_all(engine)
+def live(committed: Session) -> sessionmaker[Session]:
+    """New sessions on the `committed` database (tests/live.py), which empties it afterwards."""
+    return sessionmaker(bind=committed.get_bind(), expire_on_commit=False, autoflush=False)
 
 
 StartWorker = Callable[..., PushWorker]

@@ -61,9 +61,7 @@ def order_created(session: Session, *, store: Store, actor: User | None) -> Orde
         order=order,
         type=EventType.CREATED,
         actor=principal(session, actor) if actor else None,
-        from_status=None,
-        prev_courier_id=None,
-        was_in_pool=False,
+        before=None,
     )
     session.commit()
     return event

@@ -4,7 +4,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-import httpx
+import httpx2 as httpx
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
@@ -26,6 +26,9 @@ from tests.push.helpers import (
     token_of,
     wait_until,
 )
+
+# Every APNs setting cleared: APNs is not configured at all (half a configuration is refused).
+UNSET_APNS = ("apns_key", "apns_key_file", "apns_key_id", "apns_team_id", "apns_topic")
 
 
 def metric(name: str) -> float:
@@ -164,7 +167,7 @@ class TestDelivery:
             store, creator = store_with_user(session)
             courier_with_device(session, token_of(1))
             order_created(session, store=store, actor=creator)  # written pending
-        start_worker(apns_settings.model_copy(update={"apns_key": None}))
+        start_worker(apns_settings.model_copy(update=dict.fromkeys(UNSET_APNS)))
         wait_until(lambda: all_done(live), what="job skipped")
         [job] = jobs(live)
         assert (job.status, job.last_error) == (PushStatus.SKIPPED, "APNs is not configured")

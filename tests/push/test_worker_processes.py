@@ -161,3 +161,29 @@ def test_two_workers_on_one_postgres_never_send_a_job_twice(
     assert len(sent) == 200
     # Each worker has its own HTTP/2 connection: both took part.
     assert len({seen.client for seen in fake_apns.requests()}) == 2
+
+
+@pytest.mark.slow
+def test_an_api_without_the_apns_key_writes_jobs_that_a_separate_worker_with_it_sends(
+    live: sessionmaker[Session],
+    fake_apns: FakeApns,
+    spawn_worker: Spawn,
+    apns_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # This process plays the API with PUSH_WORKER=off and no APNs settings at all; the spawned
+    # `zariz worker` has them. Whether APNs is configured is the worker's decision, not the API's.
+    for name in ("apns_key", "apns_key_file", "apns_key_id", "apns_team_id", "apns_topic"):
+        monkeypatch.setattr(apns_settings, name, None)
+    with live() as session:
+        store, creator = store_with_user(session)
+        courier_with_device(session, token_of(1))
+        order_created(session, store=store, actor=creator)
+    assert statuses(live) == [PushStatus.PENDING]
+
+    worker = spawn_worker()
+    wait_until(lambda: all_done(live), timeout=20, what="the job sent")
+    assert statuses(live) == [PushStatus.SENT]
+    assert [seen.token for seen in fake_apns.requests()] == [token_of(1)]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(10) == 0

@@ -1,11 +1,10 @@
 """Admin management of couriers, stores, store staff and self-registered accounts."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from app.api.deps import AdminUser, SessionDep
+from app.api.deps import AdminUser, SessionDep, admin_only
 from app.api.errors import responses
 from app.api.params import PathId
-from app.db.models import StoreMembership, User
 from app.schemas.admin import (
     CourierCreate,
     CourierRead,
@@ -20,64 +19,48 @@ from app.schemas.admin import (
     StoreUserCreate,
     StoreUserRead,
     UserStatusChange,
+    store_user_read,
 )
 from app.schemas.auth import UserRead
 from app.schemas.common import Ok
 from app.services import couriers as couriers_service
 from app.services import stores as stores_service
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=responses(401, 403))
-
-
-def _store_user(user: User, membership: StoreMembership) -> StoreUserRead:
-    return StoreUserRead(
-        id=user.id,
-        name=user.name,
-        email=user.email,
-        phone=user.phone,
-        status=user.status,
-        role_in_store=membership.role_in_store,
-        created_at=user.created_at,
-    )
+# Every route under /v1/admin is for admins: the router checks the role once for all of them,
+# so a route added later cannot forget it (tests/test_admin.py enumerates this router).
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(admin_only)],
+    responses=responses(401, 403),
+)
 
 
 @router.get("/couriers")
-def list_couriers(_admin: AdminUser, session: SessionDep) -> list[CourierRead]:
+def list_couriers(session: SessionDep) -> list[CourierRead]:
     return [CourierRead.model_validate(c) for c in couriers_service.list_couriers(session)]
 
 
 @router.post("/couriers", status_code=201, responses=responses(409, 422))
-def create_courier(body: CourierCreate, _admin: AdminUser, session: SessionDep) -> CourierRead:
-    courier = couriers_service.create_courier(
-        session,
-        name=body.name,
-        email=body.email,
-        phone=body.phone,
-        password=body.password,
-        capacity_boxes=body.capacity_boxes,
-        status=body.status,
-    )
+def create_courier(body: CourierCreate, session: SessionDep) -> CourierRead:
+    courier = couriers_service.create_courier(session, data=body)
     return CourierRead.model_validate(courier)
 
 
 @router.get("/couriers/{courier_id}", responses=responses(404))
-def get_courier(courier_id: PathId, _admin: AdminUser, session: SessionDep) -> CourierRead:
+def get_courier(courier_id: PathId, session: SessionDep) -> CourierRead:
     return CourierRead.model_validate(couriers_service.get_courier(session, courier_id=courier_id))
 
 
 @router.patch("/couriers/{courier_id}", responses=responses(404, 409, 422))
-def update_courier(
-    courier_id: PathId, body: CourierUpdate, _admin: AdminUser, session: SessionDep
-) -> CourierRead:
-    courier = couriers_service.update_courier(
-        session, courier_id=courier_id, **body.model_dump(exclude_unset=True)
-    )
+def update_courier(courier_id: PathId, body: CourierUpdate, session: SessionDep) -> CourierRead:
+    courier = couriers_service.update_courier(session, courier_id=courier_id, data=body)
     return CourierRead.model_validate(courier)
 
 
 @router.post("/couriers/{courier_id}/status", responses=responses(404, 422))
 def set_courier_status(
-    courier_id: PathId, body: UserStatusChange, _admin: AdminUser, session: SessionDep
+    courier_id: PathId, body: UserStatusChange, session: SessionDep
 ) -> CourierRead:
     courier = couriers_service.set_courier_status(
         session, courier_id=courier_id, status=body.status
@@ -87,7 +70,7 @@ def set_courier_status(
 
 @router.post("/couriers/{courier_id}/credentials", responses=responses(404, 409, 422))
 def set_courier_credentials(
-    courier_id: PathId, body: Credentials, _admin: AdminUser, session: SessionDep
+    courier_id: PathId, body: Credentials, session: SessionDep
 ) -> CourierRead:
     courier = couriers_service.set_courier_credentials(
         session, courier_id=courier_id, email=body.email, phone=body.phone, password=body.password
@@ -96,7 +79,7 @@ def set_courier_credentials(
 
 
 @router.post("/users/{user_id}/approve", responses=responses(404, 422))
-def approve_user(user_id: PathId, _admin: AdminUser, session: SessionDep) -> UserRead:
+def approve_user(user_id: PathId, session: SessionDep) -> UserRead:
     return UserRead.model_validate(couriers_service.approve_user(session, user_id=user_id))
 
 
@@ -107,37 +90,31 @@ def list_stores(admin: AdminUser, session: SessionDep) -> list[StoreRead]:
 
 
 @router.post("/stores", status_code=201, responses=responses(409, 422))
-def create_store(body: StoreCreate, _admin: AdminUser, session: SessionDep) -> StoreRead:
-    store = stores_service.create_store(session, **body.model_dump())
+def create_store(body: StoreCreate, session: SessionDep) -> StoreRead:
+    store = stores_service.create_store(session, data=body)
     return StoreRead.model_validate(store)
 
 
 @router.get("/stores/{store_id}", responses=responses(404))
-def get_store(store_id: PathId, _admin: AdminUser, session: SessionDep) -> StoreRead:
+def get_store(store_id: PathId, session: SessionDep) -> StoreRead:
     return StoreRead.model_validate(stores_service.get_store(session, store_id=store_id))
 
 
 @router.patch("/stores/{store_id}", responses=responses(404, 409, 422))
-def update_store(
-    store_id: PathId, body: StoreUpdate, _admin: AdminUser, session: SessionDep
-) -> StoreRead:
-    store = stores_service.update_store(
-        session, store_id=store_id, changes=body.model_dump(exclude_unset=True)
-    )
+def update_store(store_id: PathId, body: StoreUpdate, session: SessionDep) -> StoreRead:
+    store = stores_service.update_store(session, store_id=store_id, data=body)
     return StoreRead.model_validate(store)
 
 
 @router.post("/stores/{store_id}/status", responses=responses(404, 422))
-def set_store_status(
-    store_id: PathId, body: StoreStatusChange, _admin: AdminUser, session: SessionDep
-) -> StoreRead:
+def set_store_status(store_id: PathId, body: StoreStatusChange, session: SessionDep) -> StoreRead:
     store = stores_service.set_store_status(session, store_id=store_id, status=body.status)
     return StoreRead.model_validate(store)
 
 
 @router.post("/stores/{store_id}/credentials", responses=responses(404, 409, 422))
 def set_store_credentials(
-    store_id: PathId, body: StoreCredentials, _admin: AdminUser, session: SessionDep
+    store_id: PathId, body: StoreCredentials, session: SessionDep
 ) -> UserRead:
     owner = stores_service.set_store_credentials(
         session,
@@ -151,16 +128,14 @@ def set_store_credentials(
 
 
 @router.get("/stores/{store_id}/users", responses=responses(404))
-def list_store_users(
-    store_id: PathId, _admin: AdminUser, session: SessionDep
-) -> list[StoreUserRead]:
+def list_store_users(store_id: PathId, session: SessionDep) -> list[StoreUserRead]:
     rows = stores_service.list_store_users(session, store_id=store_id)
-    return [_store_user(user, membership) for user, membership in rows]
+    return [store_user_read(user, membership) for user, membership in rows]
 
 
 @router.post("/stores/{store_id}/users", status_code=201, responses=responses(404, 409, 422))
 def create_store_user(
-    store_id: PathId, body: StoreUserCreate | StoreUserAdd, _admin: AdminUser, session: SessionDep
+    store_id: PathId, body: StoreUserCreate | StoreUserAdd, session: SessionDep
 ) -> StoreUserRead:
     if isinstance(body, StoreUserAdd):
         user, membership = stores_service.add_store_user(
@@ -176,12 +151,10 @@ def create_store_user(
             password=body.password,
             role_in_store=body.role_in_store,
         )
-    return _store_user(user, membership)
+    return store_user_read(user, membership)
 
 
 @router.delete("/stores/{store_id}/users/{user_id}", responses=responses(404))
-def remove_store_user(
-    store_id: PathId, user_id: PathId, _admin: AdminUser, session: SessionDep
-) -> Ok:
+def remove_store_user(store_id: PathId, user_id: PathId, session: SessionDep) -> Ok:
     stores_service.remove_store_user(session, store_id=store_id, user_id=user_id)
     return Ok()

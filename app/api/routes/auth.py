@@ -2,10 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header
+from fastapi import APIRouter, Depends, Form, Header
 
-from app.api.deps import ClientAddress, CurrentUser, SessionDep
+from app.api.deps import ClientAddress, CurrentUser, SessionDep, bearer
 from app.api.errors import responses
+from app.core.errors import Unauthorized
 from app.schemas.auth import (
     LoginRequest,
     PasswordChangeRequest,
@@ -81,8 +82,21 @@ def refresh(body: RefreshRequest, session: SessionDep, user_agent: UserAgent = N
 
 
 @router.post("/logout", responses=responses(401, 422))
-def logout(body: RefreshRequest, session: SessionDep) -> Ok:
-    auth_service.logout(session, refresh_token=body.refresh_token)
+def logout(
+    session: SessionDep,
+    token: Annotated[str | None, Depends(bearer)],
+    body: RefreshRequest | None = None,
+) -> Ok:
+    """Ends the session of the refresh token in the body or, with no body (as the iOS app
+    sends it), the session of the Bearer token; an expired access token of a live session
+    still ends it."""
+    if body is not None:
+        auth_service.logout(session, refresh_token=body.refresh_token)
+    elif token:
+        principal = auth_service.authenticate(session, token, allow_expired=True)
+        auth_service.logout_principal(session, principal=principal)
+    else:
+        raise Unauthorized("Send the refresh token, or the access token as a Bearer header")
     return Ok()
 
 

@@ -1,4 +1,4 @@
-"""The dispatch board: active couriers with their live load, most available first."""
+"""The dispatch board: active couriers with their current load, most available first."""
 
 from typing import Annotated
 

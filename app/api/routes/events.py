@@ -7,10 +7,10 @@ from fastapi.responses import StreamingResponse
 
 from app.api.deps import CurrentUser, SessionDep, StreamUser
 from app.api.errors import responses
+from app.realtime import feed as feed_service
 from app.realtime.stream import sse_stream
 from app.schemas.common import MAX_ID
 from app.schemas.events import EventFeed
-from app.services import events as events_service
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -32,7 +32,7 @@ def list_events(
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EventFeed:
-    return events_service.feed(session, principal=principal, after=after, limit=limit)
+    return feed_service.feed(session, principal=principal, after=after, limit=limit)
 
 
 @router.get("/sse", response_class=StreamingResponse, responses={**SSE_DOC, **responses(401, 422)})

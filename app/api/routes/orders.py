@@ -17,6 +17,7 @@ from app.api.deps import (
     StoreOrAdmin,
     StreamingStoreOrAdmin,
     export_page_slots,
+    require_roles,
     session_slots,
 )
 from app.api.errors import responses
@@ -25,7 +26,7 @@ from app.api.params import PathId, QueryId, date_bound
 from app.api.streaming import BoundedStreamingResponse
 from app.core.config import get_settings
 from app.core.errors import InvalidInput
-from app.db.models import OrderStatus
+from app.db.models import OrderStatus, Role
 from app.schemas.common import Text
 from app.schemas.orders import (
     AssignBody,
@@ -39,6 +40,7 @@ from app.schemas.orders import (
 )
 from app.services import order_lifecycle as lifecycle
 from app.services import orders as orders_service
+from app.services.auth import Principal
 from app.services.order_export import open_export
 from app.services.order_lists import complete_list
 from app.services.order_views import order_read
@@ -47,6 +49,31 @@ from app.services.orders import OrderFilters
 router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=responses(401))
 
 ACTION_ERRORS = responses(403, 404, 409, 422)
+
+# Who may attempt an action is decided here, by role; whether this order allows it now is the
+# service's decision (e.g. a store cancels only while the order is new or assigned).
+StatusChanger = Annotated[
+    Principal,
+    Depends(
+        require_roles(
+            Role.COURIER,
+            Role.ADMIN,
+            detail="Only the courier holding the order or an admin may change its status",
+        )
+    ),
+]
+Canceller = Annotated[
+    Principal,
+    Depends(
+        require_roles(
+            Role.STORE, Role.ADMIN, detail="Couriers decline orders; they cannot cancel them"
+        )
+    ),
+]
+Editor = Annotated[
+    Principal,
+    Depends(require_roles(Role.STORE, Role.ADMIN, detail="Couriers cannot edit orders")),
+]
 PAGE_SIZE = 100  # a page asked for by `cursor` alone
 
 
@@ -71,7 +98,8 @@ async def order_filters(
     statuses = tuple(s.strip() for raw in status or [] for s in raw.split(",") if s.strip())
     unknown = [s for s in statuses if s not in set(OrderStatus)]
     if unknown:
-        raise InvalidInput(f"unknown status: {', '.join(unknown)}")
+        # Named from the known list, never echoed: the input is the caller's, not ours to print.
+        raise InvalidInput(f"status must be one of: {', '.join(OrderStatus)}")
     return OrderFilters(
         statuses=statuses,
         store_id=store_id or store,
@@ -222,7 +250,7 @@ def unassign(
 def change_status(
     order_id: PathId,
     body: StatusBody,
-    principal: CurrentUser,
+    principal: StatusChanger,
     session: SessionDep,
     idem: IdempotencyDep,
 ) -> Response:
@@ -243,7 +271,7 @@ def change_status(
 @router.post("/{order_id}/cancel", response_model=OrderRead, responses=ACTION_ERRORS)
 def cancel(
     order_id: PathId,
-    principal: CurrentUser,
+    principal: Canceller,
     session: SessionDep,
     idem: IdempotencyDep,
     body: Annotated[CancelBody | None, Body()] = None,
@@ -257,7 +285,7 @@ def cancel(
 
 @router.patch("/{order_id}", responses=ACTION_ERRORS)
 def update_order(
-    order_id: PathId, body: OrderUpdate, principal: CurrentUser, session: SessionDep
+    order_id: PathId, body: OrderUpdate, principal: Editor, session: SessionDep
 ) -> OrderRead:
     order = orders_service.update_order(session, principal=principal, order_id=order_id, data=body)
     return order_read(session, order)

@@ -6,7 +6,16 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, BigId, IdMixin, TimestampMixin, UTCDateTime, enum_check, live_index
+from app.db.base import (
+    Base,
+    BigId,
+    IdMixin,
+    StrEnumType,
+    TimestampMixin,
+    UTCDateTime,
+    enum_check,
+    undeleted_index,
+)
 
 
 class OrderStatus(StrEnum):
@@ -30,16 +39,16 @@ class Order(IdMixin, TimestampMixin, Base):
         enum_check("status", "status", OrderStatus),
         CheckConstraint("boxes_count BETWEEN 1 AND 200", name="boxes_count"),
         # The hot lists: the pool and status filters, a store's orders, a courier's orders;
-        # all newest first by id, and only live rows.
-        live_index("orders_status_id_idx", "status", "id"),
-        live_index("orders_store_id_id_idx", "store_id", "id"),
-        live_index("orders_courier_id_status_idx", "courier_id", "status"),
+        # all newest first by id, and only undeleted rows.
+        undeleted_index("orders_status_id_idx", "status", "id"),
+        undeleted_index("orders_store_id_id_idx", "store_id", "id"),
+        undeleted_index("orders_courier_id_status_idx", "courier_id", "status"),
         Index("orders_created_at_idx", "created_at"),
     )
 
     store_id: Mapped[int] = mapped_column(BigId, ForeignKey("stores.id"))
     courier_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
-    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.NEW)
+    status: Mapped[OrderStatus] = mapped_column(StrEnumType(OrderStatus), default=OrderStatus.NEW)
     # None when neither the order nor its store names a pickup address.
     pickup_address: Mapped[str | None] = mapped_column(String(300))
     delivery_address: Mapped[str] = mapped_column(String(300))

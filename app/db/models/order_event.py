@@ -8,7 +8,9 @@ from sqlalchemy import JSON, ForeignKey, Index, String, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, BigId, IdMixin, UTCDateTime, utcnow
+from app.db.base import Base, BigId, IdMixin, StrEnumType, UTCDateTime, utcnow
+from app.db.models.order import OrderStatus
+from app.db.models.user import Role
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -35,11 +37,11 @@ class OrderEvent(IdMixin, Base):
     )
 
     order_id: Mapped[int] = mapped_column(BigId, ForeignKey("orders.id"), index=True)
-    type: Mapped[str] = mapped_column(String(32))
-    from_status: Mapped[str | None] = mapped_column(String(16))
-    to_status: Mapped[str | None] = mapped_column(String(16))
+    type: Mapped[EventType] = mapped_column(StrEnumType(EventType, 32))
+    from_status: Mapped[OrderStatus | None] = mapped_column(StrEnumType(OrderStatus))
+    to_status: Mapped[OrderStatus | None] = mapped_column(StrEnumType(OrderStatus))
     actor_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
-    actor_role: Mapped[str | None] = mapped_column(String(16))
+    actor_role: Mapped[Role | None] = mapped_column(StrEnumType(Role))
     # The courier holding the order after the event.
     courier_id: Mapped[int | None] = mapped_column(BigId)
     reason: Mapped[str | None] = mapped_column(String(500))

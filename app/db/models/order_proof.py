@@ -6,7 +6,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, BigId, IdMixin, UTCDateTime, enum_check, utcnow
+from app.db.base import Base, BigId, IdMixin, StrEnumType, UTCDateTime, enum_check, utcnow
 
 
 class ProofKind(StrEnum):
@@ -31,8 +31,8 @@ class OrderProof(IdMixin, Base):
 
     order_id: Mapped[int] = mapped_column(BigId, ForeignKey("orders.id"))
     uploaded_by_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
-    kind: Mapped[str] = mapped_column(String(16))
-    stage: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[ProofKind] = mapped_column(StrEnumType(ProofKind))
+    stage: Mapped[ProofStage] = mapped_column(StrEnumType(ProofStage))
     content_type: Mapped[str] = mapped_column(String(32))
     size_bytes: Mapped[int] = mapped_column()
     width: Mapped[int] = mapped_column()

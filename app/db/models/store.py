@@ -7,7 +7,16 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, BigId, IdMixin, TimestampMixin, UTCDateTime, enum_check, live_index
+from app.db.base import (
+    Base,
+    BigId,
+    IdMixin,
+    StrEnumType,
+    TimestampMixin,
+    UTCDateTime,
+    enum_check,
+    undeleted_index,
+)
 
 
 class StoreStatus(StrEnum):
@@ -25,11 +34,13 @@ class Store(IdMixin, TimestampMixin, Base):
     __tablename__ = "stores"
     __table_args__ = (
         enum_check("status", "status", StoreStatus),
-        live_index("stores_name_live_key", "name", unique=True),
+        undeleted_index("stores_name_live_key", "name", unique=True),
     )
 
     name: Mapped[str] = mapped_column(String(120))
-    status: Mapped[str] = mapped_column(String(16), default=StoreStatus.ACTIVE)
+    status: Mapped[StoreStatus] = mapped_column(
+        StrEnumType(StoreStatus), default=StoreStatus.ACTIVE
+    )
     # Optional: an order of a store without one carries its own pickup address, or none.
     pickup_address: Mapped[str | None] = mapped_column(String(300))
     phone: Mapped[str | None] = mapped_column(String(32))
@@ -49,4 +60,6 @@ class StoreMembership(IdMixin, TimestampMixin, Base):
 
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
     store_id: Mapped[int] = mapped_column(BigId, ForeignKey("stores.id"), index=True)
-    role_in_store: Mapped[str] = mapped_column(String(16), default=StoreRole.STAFF)
+    role_in_store: Mapped[StoreRole] = mapped_column(
+        StrEnumType(StoreRole), default=StoreRole.STAFF
+    )

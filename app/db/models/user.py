@@ -6,7 +6,15 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, IdMixin, TimestampMixin, UTCDateTime, enum_check, live_index
+from app.db.base import (
+    Base,
+    IdMixin,
+    StrEnumType,
+    TimestampMixin,
+    UTCDateTime,
+    enum_check,
+    undeleted_index,
+)
 
 
 class Role(StrEnum):
@@ -29,12 +37,12 @@ class User(IdMixin, TimestampMixin, Base):
         enum_check("status", "status", UserStatus),
         CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="contact"),
         # Unique among live users only: a soft-deleted account frees its email and phone.
-        live_index("users_email_live_key", "email", unique=True),
-        live_index("users_phone_live_key", "phone", unique=True),
+        undeleted_index("users_email_live_key", "email", unique=True),
+        undeleted_index("users_phone_live_key", "phone", unique=True),
     )
 
-    role: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default=UserStatus.ACTIVE)
+    role: Mapped[Role] = mapped_column(StrEnumType(Role))
+    status: Mapped[UserStatus] = mapped_column(StrEnumType(UserStatus), default=UserStatus.ACTIVE)
     name: Mapped[str] = mapped_column(String(120))
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(32))

@@ -1,4 +1,4 @@
-"""Starts and stops the live-update machinery with the app, and ends open streams on SIGTERM."""
+"""Runs the live-update machinery with the app (hub and LISTEN), and ends streams on SIGTERM."""
 
 import asyncio
 import signal
@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import FrameType
 
-from sqlalchemy.engine import make_url
-
 from app.core.config import Settings
-from app.db.session import get_sessionmaker
+from app.db.listen import PgListener
+from app.db.session import get_sessionmaker, is_postgres
 from app.realtime.hub import Hub
-from app.realtime.listener import Listener
+from app.services import signals
+
+LISTENER_NAME = "zariz-listener"
 
 
 @asynccontextmanager
@@ -20,16 +21,21 @@ async def live_updates(settings: Settings) -> AsyncIterator[Hub]:
     hub = Hub(settings=settings, sessions=get_sessionmaker())
     await hub.start()
     listener = None
-    if make_url(settings.database_url).get_backend_name() == "postgresql":
-        listener = Listener(settings.direct_database_url, hub.wake)
-        await listener.start()
+    if is_postgres(settings.database_url):
+        listener = PgListener(
+            settings.direct_database_url,
+            signals.EVENTS,
+            hub.wake,
+            application_name=LISTENER_NAME,
+        )
+        listener.start()
     restore_signals = close_streams_on_exit_signal(hub)
     try:
         yield hub
     finally:
         restore_signals()
         if listener is not None:
-            await listener.stop()
+            await asyncio.to_thread(listener.stop)
         await hub.stop()
 
 

@@ -19,8 +19,9 @@ from app.db.models import (
     UserSession,
     UserStatus,
 )
+from app.db.session import is_postgres
+from app.realtime.feed import events_after, messages
 from app.realtime.sequencer import Snapshot
-from app.services.events import events_after, messages
 from app.services.visibility import Viewer
 
 # Renders every event with its order; each stream then drops what its viewer may not see.
@@ -29,7 +30,7 @@ _ALL_DETAILS = Viewer(user_id=0, role=Role.ADMIN)
 
 def current_snapshot(session: Session) -> Snapshot | None:
     """Postgres' view of running transactions, for proving a missing event id was rolled back."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         return None
     xmin, xmax = session.execute(
         text(
@@ -98,7 +99,7 @@ def lapsed_grants(session: Session, *, grants: Collection[Grant]) -> set[Grant]:
             User.deleted_at.is_(None),
         )
     ).all()
-    live = {session_id: (user_id, role) for session_id, user_id, role in rows}
+    valid = {session_id: (user_id, role) for session_id, user_id, role in rows}
     store_users = {g.user_id for g in grants if g.role == Role.STORE}
     stores: dict[int, list[int]] = {}
     if store_users:
@@ -116,6 +117,6 @@ def lapsed_grants(session: Session, *, grants: Collection[Grant]) -> set[Grant]:
     return {
         g
         for g in grants
-        if live.get(g.session_id) != (g.user_id, g.role)
+        if valid.get(g.session_id) != (g.user_id, g.role)
         or (g.role == Role.STORE and tuple(sorted(stores.get(g.user_id, []))) != g.store_ids)
     }
