@@ -20,6 +20,7 @@ from app.api.routes import (
     health,
     metrics,
     orders,
+    proofs,
     stores,
 )
 from app.console.router import install_console
@@ -88,6 +89,7 @@ def create_app() -> FastAPI:
         metrics.router,
         auth.router,
         orders.router,
+        proofs.router,
         couriers.router,
         devices.router,
         stores.router,

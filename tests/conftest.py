@@ -20,6 +20,8 @@ os.environ.update(
         "PUSH_WORKER": "off",
         "RATE_LIMIT_STORAGE": "memory://",
         "LOG_LEVEL": "INFO",
+        # Proof files of the tests go to their temporary directory, not the checkout's var/.
+        "PROOF_STORAGE_DIR": str(_TMP / "proofs"),
     }
 )
 for _key in ("APNS_KEY_ID", "APNS_TEAM_ID", "APNS_KEY", "APNS_KEY_FILE", "APNS_TOPIC", "APNS_URL"):
@@ -40,7 +42,7 @@ from app.db.session import build_engine  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
-pytest_plugins = ["tests.orders_helpers", "tests.live", "tests.sse_live"]
+pytest_plugins = ["tests.orders_helpers", "tests.live", "tests.sse_live", "tests.s3_server"]
 
 
 def pytest_report_header() -> str:

@@ -118,6 +118,30 @@ TABLE: dict[str, tuple[Action, dict[str, tuple[str, str]]]] = {
             "canceled": (BAD, "canceled"),
         },
     ),
+    "fail_with_code": (
+        _post("status", "h_courier", {"status": "failed", "reason_code": "recipient_absent"}),
+        {
+            "new": ("not_found", "new"),
+            "assigned": (BAD, "assigned"),
+            "accepted": (BAD, "accepted"),
+            "picked_up": (OK, "failed"),
+            "delivered": (BAD, "delivered"),
+            "failed": (OK, "failed"),
+            "canceled": (BAD, "canceled"),
+        },
+    ),
+    "deliver_to_recipient": (
+        _post("status", "h_courier", {"status": "delivered", "recipient_name": "Dana"}),
+        {
+            "new": ("not_found", "new"),
+            "assigned": (BAD, "assigned"),
+            "accepted": (BAD, "accepted"),
+            "picked_up": (OK, "delivered"),
+            "delivered": (OK, "delivered"),
+            "failed": (BAD, "failed"),
+            "canceled": (BAD, "canceled"),
+        },
+    ),
     "cancel_admin": (
         _post("cancel", "h_admin", {"reason": "Customer called"}),
         {
@@ -289,6 +313,8 @@ ENDPOINTS = [
     ("POST", "/v1/orders/{id}/unassign", None),
     ("POST", "/v1/orders/{id}/status", {"status": "picked_up"}),
     ("POST", "/v1/orders/{id}/cancel", {"reason": "x"}),
+    ("GET", "/v1/orders/{id}/proofs", None),
+    ("GET", "/v1/orders/{id}/proof-policy", None),
 ]
 
 

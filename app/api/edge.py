@@ -1,6 +1,7 @@
 """The app's edge as plain ASGI: request-body caps and security headers on every response."""
 
 import json
+import re
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,11 +39,22 @@ def problem_bytes(status: int, code: str, title: str, detail: str) -> bytes:
     return json.dumps(problem_body(status, code, title, detail)).encode()
 
 
-def body_limit_for(settings: Settings) -> Callable[[str], int]:
-    """The cap for a content type: the hook where larger upload types get their own limit."""
+# Proof uploads (POST /v1/orders/{id}/proofs) are the one body allowed past the multipart cap.
+PROOF_UPLOAD_PATH = re.compile(r"^/v1/orders/[0-9]+/proofs/?$")
+# Room for the form's other fields and the multipart boundaries around the file.
+MULTIPART_ENVELOPE_BYTES = 64 * 1024
 
-    def limit(content_type: str) -> int:
+
+def body_limit_for(settings: Settings) -> Callable[..., int]:
+    """The cap for a content type (and path): the hook where uploads get their own limit."""
+
+    def limit(content_type: str, path: str = "") -> int:
         if content_type.startswith("multipart/form-data"):
+            if PROOF_UPLOAD_PATH.match(path):
+                return max(
+                    settings.max_multipart_body_bytes,
+                    settings.proof_max_bytes + MULTIPART_ENVELOPE_BYTES,
+                )
             return settings.max_multipart_body_bytes
         return settings.max_body_bytes
 
@@ -57,7 +69,7 @@ class BodyLimitMiddleware:
     app's own reply to the broken body dropped.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: Callable[[str], int]) -> None:
+    def __init__(self, app: ASGIApp, *, limit: Callable[..., int]) -> None:
         self.app = app
         self.limit = limit
 
@@ -66,7 +78,8 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        cap = self.limit(headers.get(b"content-type", b"").decode("latin-1").lower())
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        cap = self.limit(content_type, scope.get("path", ""))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > cap:
             await _send_413(send, cap)

@@ -1,6 +1,7 @@
 """Settings: every knob of the service, read once from the environment or `.env`."""
 
 import math
+import re
 from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "change_me", "secret", "dev", "dev-secret"}
@@ -37,6 +38,21 @@ class Environment(StrEnum):
 class DispatchMode(StrEnum):
     OPEN = "open"
     ASSIGN = "assign"
+
+
+class ProofStorageBackend(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
+DEFAULT_FAILURE_REASONS = (
+    "recipient_absent",
+    "wrong_address",
+    "refused",
+    "damaged",
+    "unsafe_location",
+    "other",
+)
 
 
 class PushWorkerMode(StrEnum):
@@ -155,6 +171,34 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # --- Proofs of delivery (see docs/security.md, "Proofs").
+    # Where the bytes go: a directory (the embedded default) or S3-compatible object storage.
+    proof_storage: ProofStorageBackend = ProofStorageBackend.LOCAL
+    proof_storage_dir: Path = Path("var/proofs")
+    proof_s3_bucket: str | None = None
+    # Unset for AWS itself; the endpoint of MinIO, R2 or another S3-compatible service.
+    proof_s3_endpoint_url: str | None = None
+    proof_s3_region: str = "us-east-1"
+    # Unset: boto3's own credential chain (instance role, AWS_* environment, ~/.aws).
+    proof_s3_access_key_id: str | None = None
+    proof_s3_secret_access_key: SecretStr | None = None
+    # Lifetime of the presigned download URLs the proof list hands out (S3 only).
+    proof_url_ttl_seconds: int = Field(default=300, ge=1, le=7 * 24 * 3600)
+    # Largest proof file accepted; a larger upload is 413 before its body is read.
+    proof_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Largest image accepted, in pixels (width x height), checked before it is decoded: a
+    # small PNG can declare a huge canvas (a decompression bomb).
+    proof_max_pixels: int = Field(default=50_000_000, ge=1)
+    # Proofs one order may hold (both stages): a courier's app stuck in a loop cannot fill storage.
+    proof_max_per_order: int = Field(default=20, ge=1)
+    # An object in storage that no proof row names is deleted by housekeeping once older than
+    # this (an upload whose row never committed).
+    proof_orphan_grace_seconds: int = Field(default=3600, ge=60)
+    # The reason codes a failed delivery may give (comma list); `other` needs a note.
+    failure_reasons: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_FAILURE_REASONS)
+    )
+
     # --- The edge: request bodies, headers, connections (see docs/security.md).
     # Largest request body accepted, by Content-Length or counted as it streams in; 413 beyond.
     max_body_bytes: int = 1024 * 1024
@@ -193,6 +237,21 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"CONSOLE_TIMEZONE is not a known time zone: {value!r}") from None
         return value
+
+    @field_validator("failure_reasons", mode="before")
+    @classmethod
+    def _split_reasons(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [code.strip() for code in value.split(",") if code.strip()]
+        return value
+
+    @field_validator("failure_reasons")
+    @classmethod
+    def _reason_codes(cls, value: list[str]) -> list[str]:
+        bad = [code for code in value if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", code)]
+        if bad or not value:
+            raise ValueError("FAILURE_REASONS must be a comma list of snake_case codes")
+        return list(dict.fromkeys(value))
 
     @field_validator("jwt_algorithm")
     @classmethod

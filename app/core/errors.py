@@ -123,6 +123,34 @@ def lock_conflict(exc: DBAPIError) -> str | None:
     return LOCK_CONFLICTS.get(str(getattr(exc.orig, "sqlstate", None)))
 
 
+class ProofRequired(Conflict):
+    code, title = "proof_required", "Proof required"
+
+
+class ProofLimitReached(Conflict):
+    code, title = "proof_limit_reached", "The order has as many proofs as it may"
+
+
+class ProofNotAccepted(InvalidInput):
+    code, title = "proof_not_accepted", "This proof is not collected"
+
+
+class PayloadTooLarge(ZarizError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class UnsupportedImage(ZarizError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class InvalidImage(InvalidInput):
+    code, title = "invalid_image", "Invalid image"
+
+
+class ImageTooLarge(InvalidInput):
+    code, title = "image_too_large", "Image too large"
+
+
 class ExportTooLarge(InvalidInput):
     code, title = "export_too_large", "Export too large"
 

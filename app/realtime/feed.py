@@ -83,6 +83,8 @@ def feed(session: Session, *, principal: Principal, after: int, limit: int) -> E
 # Keys of the order copied to the top level of every message, where the web admin reads them.
 # None of them is personal, so a courier watching the pool gets them too.
 TOP_LEVEL_ORDER_KEYS = ("pickup_address", "boxes_count", "created_at")
+# Keys of an event's data copied into its message: ids and codes, nothing personal.
+EVENT_DATA_KEYS = ("proof_ids", "reason_code")
 
 
 def messages(
@@ -109,6 +111,9 @@ def messages(
             "status": event.to_status,
             "occurred_at": event.created_at.isoformat(),
         }
+        for key in EVENT_DATA_KEYS:
+            if event.data and event.data.get(key) is not None:
+                message[key] = event.data[key]
         order = orders.get(event.order_id)
         if order is not None:
             message.update({key: order[key] for key in TOP_LEVEL_ORDER_KEYS})

@@ -19,6 +19,9 @@ class EventMessage(BaseModel):
     pickup_address: str | None = None
     boxes_count: int | None = None
     created_at: datetime | None = None
+    # The event's own facts, where it has them: the proofs it added or counted, why it failed.
+    proof_ids: list[int] | None = None
+    reason_code: str | None = None
     # Left out (not null) when the viewer may not see the order: a courier watching the pool.
     order: OrderRead | None = None
 

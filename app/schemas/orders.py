@@ -74,7 +74,13 @@ class AssignBody(RequestModel):
 class StatusBody(RequestModel):
     status: Literal["picked_up", "delivered", "failed"]
     note: Notes | None = None
+    # Free text, as older clients send it; `reason_code` is the structured failure reason.
     reason: Reason | None = None
+    reason_code: Annotated[str, StringConstraints(max_length=32)] | None = None
+    recipient_name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+        | None
+    ) = None
 
 
 class CancelBody(RequestModel):
@@ -112,6 +118,8 @@ class OrderRead(ReadModel):
     canceled_at: datetime | None
     cancel_reason: str | None
     failure_reason: str | None
+    failure_reason_code: str | None = None
+    recipient_name: str | None = None
     version: int
 
 

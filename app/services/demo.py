@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Order, OrderStatus, Role, Store, StoreMembership, StoreRole, User
 from app.schemas.orders import OrderCreate
 from app.services.auth import Principal
+from app.services.demo_proofs import seed_outcomes
 from app.services.order_lifecycle import claim_order, set_status
 from app.services.orders import create_order
 from app.services.users import new_user
@@ -66,6 +67,7 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
     _store(session, name="Demo Bakery", address="Dizengoff St 50, Tel Aviv", owner=owner2)
     session.commit()
     _orders(session, store=store, owner=owner, couriers=couriers)
+    seed_outcomes(session, store=store, owner=owner, couriers=couriers)
     logins = [
         ("admin", admin.email or "", DEMO_PASSWORD),
         ("store", owner.email or "", DEMO_PASSWORD),

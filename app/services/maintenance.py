@@ -1,4 +1,5 @@
-"""Housekeeping run hourly by the push worker: old sessions, idempotency keys and push jobs."""
+"""Housekeeping run hourly by the push worker: old sessions, idempotency keys, push jobs, and
+proof objects no row names."""
 
 import logging
 from datetime import timedelta
@@ -6,10 +7,13 @@ from datetime import timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from app.core.config import get_settings
 from app.db.base import utcnow
 from app.db.dml import changed_rows
 from app.db.models import Device, PushJob, PushStatus, UserSession
 from app.services import idempotency
+from app.services.proof_storage import storage_for
+from app.services.proofs import delete_orphans
 
 log = logging.getLogger("zariz.maintenance")
 
@@ -43,10 +47,28 @@ def purge_finished_push_jobs(session: Session) -> int:
     return purged
 
 
+def purge_orphan_proofs(session: Session) -> int:
+    settings = get_settings()
+    try:
+        return delete_orphans(
+            session,
+            storage=storage_for(settings),
+            grace=timedelta(seconds=settings.proof_orphan_grace_seconds),
+        )
+    except Exception:
+        # Object storage being down must not stop the database housekeeping; next hour retries.
+        session.rollback()
+        log.warning("proof orphan sweep failed", exc_info=True)
+        return 0
+
+
 def run_housekeeping(session: Session) -> None:
     sessions = purge_expired_sessions(session)
     keys = idempotency.purge_expired(session)
     jobs = purge_finished_push_jobs(session)
+    orphans = purge_orphan_proofs(session)
+    if orphans:
+        log.info("housekeeping removed %d orphaned proof objects", orphans)
     if sessions or keys or jobs:
         log.info(
             "housekeeping removed %d sessions, %d idempotency keys, %d push jobs",

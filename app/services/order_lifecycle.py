@@ -20,6 +20,7 @@ from app.core.errors import (
     InvalidTransition,
     NotFound,
     OrderAlreadyTaken,
+    ProofRequired,
     ZarizError,
 )
 from app.db.base import utcnow
@@ -27,7 +28,10 @@ from app.db.models import FINAL_STATUSES, EventType, Order, OrderStatus, Role, U
 from app.services.auth import Principal
 from app.services.capacity import lock_and_check_capacity
 from app.services.events import OrderState, record_event
+from app.services.failure_reasons import resolve_failure
 from app.services.orders import scope
+from app.services.proof_policy import missing_proofs
+from app.services.proofs import outcome_evidence
 
 MAX_ATTEMPTS = 5
 
@@ -247,11 +251,19 @@ def set_status(
     note: str | None,
     reason: str | None,
     actor: Principal,
+    reason_code: str | None = None,
+    recipient_name: str | None = None,
 ) -> Order:
     if status not in STATUS_FROM:
         raise InvalidInput("status must be picked_up, delivered or failed")
-    if status == OrderStatus.FAILED and not reason:
-        raise InvalidInput("reason is required when an order fails")
+    if reason_code is not None and status != OrderStatus.FAILED:
+        raise InvalidInput("reason_code is given only when an order fails")
+    if recipient_name is not None and status != OrderStatus.DELIVERED:
+        raise InvalidInput("recipient_name is given only when an order is delivered")
+    failure = None
+    if status == OrderStatus.FAILED:
+        failure = resolve_failure(get_settings(), reason_code=reason_code, reason=reason, note=note)
+    evidence = outcome_evidence(session, order_id) if status != OrderStatus.PICKED_UP else None
     now = utcnow()
 
     def decide(order: Order) -> Change | None:
@@ -262,13 +274,30 @@ def set_status(
         if order.status != STATUS_FROM[status]:
             raise InvalidTransition(f"A {order.status} order cannot become {status}")
         values: dict[str, Any] = {"status": status, STATUS_STAMP[status]: now}
-        if status == OrderStatus.FAILED:
-            values["failure_reason"] = reason
+        data: dict[str, Any] = {"note": note} if note else {}
+        if evidence is not None:
+            missing = missing_proofs(
+                evidence.policy,
+                outcome=status,
+                reason_code=failure.code if failure else None,
+                uploaded=evidence.kinds,
+            )
+            if missing:
+                raise ProofRequired(f"Upload the missing proof first: {', '.join(missing)}")
+            if evidence.proof_ids:
+                data["proof_ids"] = list(evidence.proof_ids)
+        if failure is not None:
+            values["failure_reason"] = failure.text
+            values["failure_reason_code"] = failure.code
+            data["reason_code"] = failure.code
+        if recipient_name is not None:
+            values["recipient_name"] = recipient_name
+            data["recipient_name"] = recipient_name
         return Change(
             values=values,
             event_type=EventType.STATUS_CHANGED,
-            reason=reason if status == OrderStatus.FAILED else note,
-            data={"note": note} if note else None,
+            reason=failure.text if failure else note,
+            data=data or None,
         )
 
     return _apply(session, principal=actor, order_id=order_id, decide=decide)

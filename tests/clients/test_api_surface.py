@@ -3,7 +3,12 @@
 from fastapi.testclient import TestClient
 
 # Not JSON on purpose, and neither client parses them as JSON.
-NOT_JSON = {("get", "/v1/orders/export.csv"), ("get", "/v1/events/sse")}
+NOT_JSON = {
+    ("get", "/v1/orders/export.csv"),
+    ("get", "/v1/events/sse"),
+    # A proof's image bytes, shown as an image (its JSON description is in the proof list).
+    ("get", "/v1/orders/{order_id}/proofs/{proof_id}"),
+}
 
 
 def test_every_v1_success_has_a_json_body(client: TestClient) -> None:

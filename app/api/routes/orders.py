@@ -262,6 +262,8 @@ def change_status(
             note=body.note,
             reason=body.reason,
             actor=principal,
+            reason_code=body.reason_code,
+            recipient_name=body.recipient_name,
         )
     )
 

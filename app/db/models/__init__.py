@@ -4,6 +4,7 @@ from app.db.models.device import ApnsEnvironment, Device, Platform
 from app.db.models.idempotency_key import IdempotencyKey
 from app.db.models.order import FINAL_STATUSES, LOAD_STATUSES, Order, OrderStatus
 from app.db.models.order_event import EventType, OrderEvent
+from app.db.models.order_proof import OrderProof, ProofKind, ProofStage
 from app.db.models.push_job import PushJob, PushStatus
 from app.db.models.store import Store, StoreMembership, StoreRole, StoreStatus
 from app.db.models.user import Role, User, UserStatus
@@ -18,8 +19,11 @@ __all__ = [
     "IdempotencyKey",
     "Order",
     "OrderEvent",
+    "OrderProof",
     "OrderStatus",
     "Platform",
+    "ProofKind",
+    "ProofStage",
     "PushJob",
     "PushStatus",
     "Role",

@@ -72,5 +72,9 @@ class Order(IdMixin, TimestampMixin, Base):
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_reason: Mapped[str | None] = mapped_column(String(500))
     failure_reason: Mapped[str | None] = mapped_column(String(500))
+    # One of the configured FAILURE_REASONS; failure_reason keeps the courier's note.
+    failure_reason_code: Mapped[str | None] = mapped_column(String(32))
+    # Who took the delivery, as the courier typed it on the delivered transition.
+    recipient_name: Mapped[str | None] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -24,6 +24,7 @@ class EventType(StrEnum):
     DECLINED = "order.declined"
     STATUS_CHANGED = "order.status_changed"
     DELETED = "order.deleted"
+    PROOF_ADDED = "order.proof_added"
 
 
 class OrderEvent(IdMixin, Base):

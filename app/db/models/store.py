@@ -2,8 +2,9 @@
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import (
@@ -45,6 +46,8 @@ class Store(IdMixin, TimestampMixin, Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     box_limit: Mapped[int | None] = mapped_column()
     hours_text: Mapped[str | None] = mapped_column(String(200))
+    # Which proofs delivered/failed need (app/schemas/proofs.ProofPolicy); None: the defaults.
+    proof_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
