@@ -4,14 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.api.deps import get_session
-from app.console.forms import error_field, form_values, parse_form, require_admin
-from app.console.render import CheckedForm, ConsoleRoute, field_errors, page, redirect
+from app.console.forms import form_values, parse_form, require_admin, submit_form
+from app.console.render import CheckedForm, ConsoleRoute, page
 from app.console.session import ConsoleUser
-from app.core.errors import ZarizError
 from app.core.security import PASSWORD_MIN_LENGTH
 from app.db.models import UserStatus
 from app.schemas.admin import (
@@ -79,19 +77,17 @@ def create_courier(
 ) -> Response:
     require_admin(principal)
     values = form_values(form, COURIER_FIELDS)
-    try:
-        data = parse_form(CourierCreate, values)
-        courier = couriers_service.create_courier(session, data=data)
-    except ValidationError as exc:
+
+    def apply() -> str:
+        courier = couriers_service.create_courier(session, data=parse_form(CourierCreate, values))
+        return f"/console/couriers/{courier.id}"
+
+    def show(errors: dict[str, str], status_code: int) -> Response:
         return _couriers_page(
-            request, session, principal, values=values, errors=field_errors(exc), status_code=422
+            request, session, principal, values=values, errors=errors, status_code=status_code
         )
-    except ZarizError as exc:
-        errors = {error_field(exc, COURIER_FIELDS): exc.detail}
-        return _couriers_page(
-            request, session, principal, values=values, errors=errors, status_code=exc.status
-        )
-    return redirect(request, f"/console/couriers/{courier.id}")
+
+    return submit_form(request, apply=apply, show=show, fields=COURIER_FIELDS)
 
 
 def _courier_page(
@@ -189,28 +185,19 @@ def _update_courier(
     courier_id: int,
     values: dict[str, str],
 ) -> Response:
-    try:
+    def apply() -> str:
         data = parse_form(CourierUpdate, values)
         couriers_service.update_courier(session, courier_id=courier_id, data=data)
-    except ValidationError as exc:
+        return f"/console/couriers/{courier_id}"
+
+    def show(errors: dict[str, str], status_code: int) -> Response:
         return _courier_page(
-            request,
-            session,
-            principal,
-            courier_id,
-            errors=field_errors(exc),
-            status_code=422,
+            request, session, principal, courier_id, errors=errors, status_code=status_code
         )
-    except ZarizError as exc:
-        if exc.status == 404:
-            raise
-        field = error_field(exc, (*COURIER_FIELDS, "status"))
-        return _courier_page(
-            request,
-            session,
-            principal,
-            courier_id,
-            errors={field: exc.detail},
-            status_code=exc.status,
-        )
-    return redirect(request, f"/console/couriers/{courier_id}")
+
+    return submit_form(
+        request,
+        apply=apply,
+        show=show,
+        fields=(*COURIER_FIELDS, "status"),
+    )

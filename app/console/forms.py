@@ -1,10 +1,15 @@
-"""Helpers of the console's admin forms: admin-only, field values, schema parsing, error fields."""
+"""Helpers of the console's admin forms: admin-only, field values, schema parsing, error fields,
+and the one shape of an admin form post (apply it, or show the page again with its messages)."""
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
+from app.console.render import field_errors, redirect
 from app.core.errors import Forbidden, ZarizError
 from app.db.models import Role
 from app.services.auth import Principal
@@ -40,3 +45,32 @@ def error_field(exc: ZarizError, fields: tuple[str, ...], prefix: str = "") -> s
         if field.removeprefix(prefix).replace("_", " ") in detail:
             return field
     return "form"
+
+
+# Shows the page again with one message per field and the status the API would answer.
+ShowErrors = Callable[[dict[str, str], int], Response]
+
+
+def submit_form(
+    request: Request,
+    *,
+    apply: Callable[[], str],
+    show: ShowErrors,
+    fields: tuple[str, ...],
+    prefix: str = "",
+    form_key: str = "form",
+    name_errors: Callable[[ValidationError], dict[str, str]] = field_errors,
+) -> Response:
+    """Runs apply (parse with the API's schema, call its service, say where to go next): a
+    redirect there when it lands; bad input (422) or a refusal shown next to its field; a
+    missing object stays a 404 page."""
+    try:
+        done = apply()
+    except ValidationError as exc:
+        return show({f"{prefix}{k}": v for k, v in name_errors(exc).items()}, 422)
+    except ZarizError as exc:
+        if exc.status == 404:
+            raise
+        field = error_field(exc, fields, prefix=prefix)
+        return show({form_key if field == "form" else field: exc.detail}, exc.status)
+    return redirect(request, done)
