@@ -27,6 +27,7 @@ from app.schemas.orders import OrderCreate, OrderUpdate
 from app.services import actors, dispatch_board
 from app.services import order_lifecycle as lifecycle
 from app.services import orders as orders_service
+from app.services import proofs as proofs_service
 from app.services import stores as stores_service
 from app.services.auth import Principal
 from app.services.idempotency import KeyedRequest, run_order_action
@@ -50,6 +51,28 @@ ORDER_FIELDS = (
     "notes",
     "boxes_count",
 )
+
+
+# The form is rendered with the order's values: a blank optional field means "clear it", which
+# the service does for an explicit null (the API's PATCH, where blank and missing mean
+# "unchanged", is untouched). A blank pickup address keeps the one the order has: the service
+# never clears it (the store's address was taken at creation).
+CLEARED_WHEN_BLANK = ("floor", "apartment", "notes")
+REQUIRED_ON_EDIT = (
+    "recipient_first_name",
+    "recipient_last_name",
+    "phone",
+    "street",
+    "building_no",
+    "delivery_address",
+    "boxes_count",
+)
+
+
+def _edit_body(values: dict[str, str]) -> dict[str, str | None]:
+    body: dict[str, str | None] = {k: v for k, v in values.items() if v != ""}
+    body |= {f: None for f in CLEARED_WHEN_BLANK if values.get(f) == ""}
+    return body
 
 
 def _price(boxes: object) -> tuple[int, int] | None:
@@ -156,6 +179,7 @@ def _order_page(
     order = orders_service.get_order(session, principal=principal, order_id=order_id)
     read = order_read(session, order)
     events = orders_service.timeline(session, principal=principal, order_id=order_id)
+    proofs = proofs_service.list_proofs(session, principal=principal, order_id=order_id)
     is_admin = principal.role == Role.ADMIN
     final = order.status in FINAL_STATUSES
     may = {
@@ -178,7 +202,8 @@ def _order_page(
         status_code=status_code,
         order=read,
         events=events,
-        names=actors.names_in(session, events=events),
+        names=actors.names_in(session, events=events, also=(p.uploaded_by_id for p in proofs)),
+        proofs=proofs,
         may=may,
         couriers=couriers,
         errors=errors or {},
@@ -277,15 +302,19 @@ def edit(
     form: CheckedForm,
 ) -> Response:
     values = form_values(form, (*ORDER_FIELDS, "version"))
+    # The form shows the current values, so an emptied required field was erased on purpose.
+    errors = {f: "Field required" for f in REQUIRED_ON_EDIT if values.get(f) == ""}
     try:
-        data = OrderUpdate.model_validate({k: v for k, v in values.items() if v != ""})
+        data = OrderUpdate.model_validate(_edit_body(values))
     except ValidationError as exc:
+        errors = field_errors(exc) | errors
+    if errors:
         return _order_page(
             request,
             session,
             principal,
             order_id,
-            errors=field_errors(exc),
+            errors=errors,
             values=values,
             status_code=422,
         )

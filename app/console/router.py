@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import Response, StreamingResponse
 
-from app.console import board, couriers, orders, reports, signin, stores
+from app.console import board, couriers, orders, proofs, reports, signin, stores
 from app.console.assets import assets
 from app.console.render import ConsoleRoute
 from app.console.session import StreamConsoleUser
@@ -52,6 +52,7 @@ def install_console(app: FastAPI) -> None:
         signin.router,
         board.router,
         orders.router,
+        proofs.router,
         couriers.router,
         stores.router,
         reports.router,

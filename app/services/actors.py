@@ -1,6 +1,6 @@
-"""Names of the people in an order's timeline (actors and couriers), in one query."""
+"""Names of the people on an order's page (actors, couriers, proof uploaders), in one query."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -8,10 +8,14 @@ from sqlalchemy.orm import Session
 from app.db.models import OrderEvent, User
 
 
-def names_in(session: Session, *, events: Sequence[OrderEvent]) -> dict[int, str]:
-    ids = {e.actor_id for e in events if e.actor_id} | {
-        e.courier_id for e in events if e.courier_id
-    }
+def names_in(
+    session: Session, *, events: Sequence[OrderEvent], also: Iterable[int] = ()
+) -> dict[int, str]:
+    ids = (
+        {e.actor_id for e in events if e.actor_id}
+        | {e.courier_id for e in events if e.courier_id}
+        | set(also)
+    )
     if not ids:
         return {}
     rows = session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from app.db.models import Role, StoreMembership, StoreRole, User
 from tests.browser.conftest import EXPECT_TIMEOUT_MS, OfflinePage
 from tests.builders import PASSWORD, auth_headers, make_store, make_user
+from tests.orders_helpers import ORDER_BODY
+from tests.proof_files import jpeg
 
 pytestmark = pytest.mark.slow
 
@@ -296,3 +298,71 @@ def test_a_store_owner_on_a_phone_uses_the_keyboard(
     finally:
         context.close()
     assert offline.foreign == []
+
+
+def test_a_required_photo_is_enforced_and_the_store_sees_its_thumbnail(
+    live_server: str,
+    committed: Session,
+    offline_page: OfflinePage,
+    second_page: OfflinePage,
+) -> None:
+    owner = owner_of(committed, "מאפיית השכונה", "Lior Bakery", "lior@example.com")
+    admin = make_user(committed, role=Role.ADMIN, name="Dana Dispatch", email="dana@example.com")
+    courier = make_user(committed, role=Role.COURIER, name="Yossi Courier", capacity_boxes=10)
+    store_id = committed.scalar(
+        select(StoreMembership.store_id).where(StoreMembership.user_id == owner.id)
+    )
+    committed.commit()  # ends the read: on SQLite, an open one would block the server's writes
+    admin_page, store_page = second_page.page, offline_page.page
+
+    # The admin makes a photo required for a delivery, on the store's page.
+    sign_in(admin_page, live_server, admin)
+    admin_page.goto(f"{live_server}/console/stores/{store_id}")
+    admin_page.get_by_label("Delivered: photo").select_option("required")
+    admin_page.get_by_role("button", name="Save proof policy").click()
+    expect(admin_page.get_by_label("Delivered: photo")).to_have_value("required")
+    expect(admin_page.locator("#proof-policy-form .error")).to_have_count(0)
+    shot(admin_page, "store-proof-policy")
+
+    # The courier, through the API, cannot deliver without one; with one, they can.
+    with (
+        httpx.Client(base_url=live_server, headers=auth_headers(committed, owner)) as shop,
+        httpx.Client(base_url=live_server, headers=auth_headers(committed, admin)) as dispatch,
+        httpx.Client(base_url=live_server, headers=auth_headers(committed, courier)) as api,
+    ):
+        created = shop.post("/v1/orders", json=ORDER_BODY)
+        assert created.status_code == 201, created.text
+        order_id = created.json()["id"]
+        assigned = dispatch.post(f"/v1/orders/{order_id}/assign", json={"courier_id": courier.id})
+        assert assigned.is_success, assigned.text
+        assert api.post(f"/v1/orders/{order_id}/accept").is_success
+        assert api.post(f"/v1/orders/{order_id}/status", json={"status": "picked_up"}).is_success
+        refused = api.post(f"/v1/orders/{order_id}/status", json={"status": "delivered"})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "proof_required"
+        uploaded = api.post(
+            f"/v1/orders/{order_id}/proofs",
+            data={"kind": "photo", "stage": "dropoff"},
+            files={"file": ("door.jpg", jpeg(size=(800, 600)), "image/jpeg")},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        proof_id = uploaded.json()["id"]
+        delivered = api.post(f"/v1/orders/{order_id}/status", json={"status": "delivered"})
+        assert delivered.is_success, delivered.text
+
+    # The store sees the photo on the order's page: loaded from the console, under its CSP.
+    sign_in(store_page, live_server, owner)
+    store_page.goto(f"{live_server}/console/orders/{order_id}")
+    expect(store_page.locator("#order-status")).to_have_text("delivered")
+    thumbnail = store_page.locator(f"#proof-{proof_id} img")
+    expect(thumbnail).to_be_visible()
+    expect(store_page.locator(f"#proof-{proof_id}")).to_contain_text("Yossi Courier")
+    store_page.wait_for_function(
+        "id => { const i = document.querySelector(`#proof-${id} img`);"
+        " return i.complete && i.naturalWidth > 0; }",
+        arg=proof_id,
+    )
+    full = store_page.request.get(f"{live_server}/console/orders/{order_id}/proofs/{proof_id}")
+    assert (full.status, full.headers["content-type"]) == (200, "image/jpeg")
+    shot(store_page, "order-proofs")
+    no_csp_violations(offline_page, second_page)
