@@ -99,6 +99,26 @@ class TestRedeliver:
         assert target.id in {job.device_id for job in pushed}
         assert {job.payload["type"] for job in pushed} == {"order.redelivered"}
 
+    def test_a_keyed_retry_replays_the_answer_with_one_event(
+        self, client: TestClient, db: Session, world: World
+    ) -> None:
+        order = failed_order(client, db, world)
+        headers = {**world.h_admin, "Idempotency-Key": "redeliver-1"}
+        first = client.post(f"/v1/orders/{order.id}/redeliver", json={}, headers=headers)
+        again = client.post(f"/v1/orders/{order.id}/redeliver", json={}, headers=headers)
+        assert first.status_code == again.status_code == 200
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert again.json() == first.json()
+        count = db.scalars(
+            select(OrderEvent).where(
+                OrderEvent.order_id == order.id, OrderEvent.type == "order.redelivered"
+            )
+        ).all()
+        assert len(count) == 1
+        # Without the key, a second redelivery of what is now a `new` order is refused.
+        unkeyed = client.post(f"/v1/orders/{order.id}/redeliver", headers=world.h_admin)
+        assert unkeyed.status_code == 409
+
     def test_to_an_off_duty_courier_is_409_and_changes_nothing(
         self, client: TestClient, db: Session, world: World
     ) -> None:
@@ -221,6 +241,22 @@ class TestDuty:
         assert world.courier.id not in [c["id"] for c in available]
         on = client.post("/v1/couriers/me/duty", json={"on_duty": True}, headers=world.h_courier)
         assert (on.json()["on_duty"], on.json()["active_orders"]) == (True, 1)
+
+    def test_duty_changes_are_logged_with_who_changed_them(
+        self, client: TestClient, world: World, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level("INFO", logger="zariz.couriers"):
+            client.post("/v1/couriers/me/duty", json={"on_duty": False}, headers=world.h_courier)
+            client.post(
+                f"/v1/admin/couriers/{world.courier.id}/duty",
+                json={"on_duty": True},
+                headers=world.h_admin,
+            )
+        changes = [r for r in caplog.records if r.getMessage() == "courier duty changed"]
+        assert [(r.courier_id, r.on_duty, r.changed_by) for r in changes] == [  # type: ignore[attr-defined]
+            (world.courier.id, False, "courier"),
+            (world.courier.id, True, "admin"),
+        ]
 
     def test_duty_is_for_couriers_and_takes_a_boolean(
         self, client: TestClient, world: World
