@@ -85,6 +85,13 @@ class TestCouriers:
             "last_login_at",
         }
         assert courier["on_duty"] is True
+        resting = client.post(
+            "/v1/admin/couriers",
+            json={"name": "Rest", "phone": "+972521113333", "password": PASSWORD, "on_duty": False},
+            headers=admin_headers,
+        )
+        assert resting.status_code == 201, resting.text
+        assert resting.json()["on_duty"] is False
         assert courier["phone"] == "+972521112222"
         assert courier["capacity_boxes"] == 12
         got = client.get(f"/v1/admin/couriers/{courier['id']}", headers=admin_headers)

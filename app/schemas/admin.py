@@ -56,6 +56,7 @@ class CourierCreate(AdminForm):
     password: Password
     capacity_boxes: Capacity | None = None
     status: UserStatus = UserStatus.ACTIVE
+    on_duty: StrictBool = True
 
 
 class CourierUpdate(AdminForm):
@@ -67,7 +68,7 @@ class CourierUpdate(AdminForm):
     capacity_boxes: Capacity | None = None
     status: UserStatus | None = None
     password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX_LENGTH)] | None = None
-    on_duty: bool | None = None
+    on_duty: StrictBool | None = None
 
 
 class CourierRead(ReadModel):

@@ -49,6 +49,7 @@ def create_courier(session: Session, *, data: CourierCreate) -> User:
         status=data.status,
         capacity_boxes=data.capacity_boxes or get_settings().default_capacity_boxes,
     )
+    user.on_duty = data.on_duty
     session.commit()
     return user
 
