@@ -442,10 +442,9 @@ def release_stale_orders(
     session: Session, *, after_minutes: int, now: datetime | None = None
 ) -> list[int]:
     """The ids of the orders accepted over after_minutes ago that this sweep released (0: off)."""
-    minutes = after_minutes
-    if minutes <= 0:
+    if after_minutes <= 0:
         return []
-    cutoff = (now or utcnow()) - timedelta(minutes=minutes)
+    cutoff = (now or utcnow()) - timedelta(minutes=after_minutes)
     candidates = list(
         session.scalars(
             select(Order.id)
