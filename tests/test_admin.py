@@ -9,7 +9,14 @@ from sqlalchemy.orm import Session
 
 from app.api.routes import admin as admin_routes
 from app.db.models import Role, StoreRole
-from tests.builders import PASSWORD, auth_headers, make_store, make_store_user, make_user
+from tests.builders import (
+    PASSWORD,
+    auth_headers,
+    make_order,
+    make_store,
+    make_store_user,
+    make_user,
+)
 
 
 def admin_endpoints() -> list[tuple[str, str]]:
@@ -73,9 +80,18 @@ class TestCouriers:
             "phone",
             "status",
             "capacity_boxes",
+            "on_duty",
             "created_at",
             "last_login_at",
         }
+        assert courier["on_duty"] is True
+        resting = client.post(
+            "/v1/admin/couriers",
+            json={"name": "Rest", "phone": "+972521113333", "password": PASSWORD, "on_duty": False},
+            headers=admin_headers,
+        )
+        assert resting.status_code == 201, resting.text
+        assert resting.json()["on_duty"] is False
         assert courier["phone"] == "+972521112222"
         assert courier["capacity_boxes"] == 12
         got = client.get(f"/v1/admin/couriers/{courier['id']}", headers=admin_headers)
@@ -194,6 +210,58 @@ class TestCouriers:
             headers=admin_headers,
         )
         assert response.status_code == 409
+
+    def test_patch_applies_on_duty_and_the_whole_object_sent_back(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        courier = make_user(db)
+        read = client.get(f"/v1/admin/couriers/{courier.id}", headers=admin_headers).json()
+        # The web admin sends the whole object back with one key changed.
+        patched = client.patch(
+            f"/v1/admin/couriers/{courier.id}",
+            json={**read, "on_duty": False},
+            headers=admin_headers,
+        )
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["on_duty"] is False
+        db.refresh(courier)
+        assert courier.on_duty is False
+        bad = client.patch(
+            f"/v1/admin/couriers/{courier.id}", json={"on_duty": "maybe"}, headers=admin_headers
+        )
+        assert bad.status_code == 422
+        assert "on_duty" in str(bad.json()["errors"])
+
+    def test_duty_endpoint_sets_duty_and_counts_held_orders(
+        self, client: TestClient, db: Session, admin_headers: dict[str, str]
+    ) -> None:
+        courier = make_user(db)
+        make_order(db, store=make_store(db), status="picked_up", courier=courier)
+        off = client.post(
+            f"/v1/admin/couriers/{courier.id}/duty", json={"on_duty": False}, headers=admin_headers
+        )
+        assert off.status_code == 200, off.text
+        assert off.json()["on_duty"] is False
+        assert off.json()["active_orders"] == 1
+        assert "1 active order" in off.json()["message"]
+        listed = client.get("/v1/admin/couriers", headers=admin_headers).json()
+        assert [c["on_duty"] for c in listed if c["id"] == courier.id] == [False]
+        on = client.post(
+            f"/v1/admin/couriers/{courier.id}/duty", json={"on_duty": True}, headers=admin_headers
+        )
+        assert on.json()["on_duty"] is True
+        assert (
+            client.post(
+                "/v1/admin/couriers/999999/duty", json={"on_duty": True}, headers=admin_headers
+            ).status_code
+            == 404
+        )
+        assert (
+            client.post(
+                f"/v1/admin/couriers/{courier.id}/duty", json={}, headers=admin_headers
+            ).status_code
+            == 422
+        )
 
 
 class TestStores:

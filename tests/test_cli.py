@@ -122,6 +122,12 @@ def test_seed_demo_prints_logins_and_is_idempotent(migrated: Path, workdir: Path
         " (SELECT count(*) FROM order_events)"
     )
     after_first = rows(migrated, counts)
+    # The outcomes: a failed order returned to the store, another sent out again.
+    assert rows(
+        migrated,
+        "SELECT type FROM order_events WHERE type IN ('order.returned', 'order.redelivered')"
+        " ORDER BY type",
+    ) == [("order.redelivered",), ("order.returned",)]
 
     second = run_zariz("seed-demo", cwd=workdir, database_url=f"sqlite:///{migrated}")
     assert second.returncode == 0, second.stderr

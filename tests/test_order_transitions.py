@@ -166,6 +166,42 @@ TABLE: dict[str, tuple[Action, dict[str, tuple[str, str]]]] = {
             "canceled": (OK, "canceled"),
         },
     ),
+    "redeliver_to_pool": (
+        _post("redeliver", "h_admin"),
+        {
+            "new": (BAD, "new"),
+            "assigned": (BAD, "assigned"),
+            "accepted": (BAD, "accepted"),
+            "picked_up": (BAD, "picked_up"),
+            "delivered": (BAD, "delivered"),
+            "failed": (OK, "new"),
+            "canceled": (BAD, "canceled"),
+        },
+    ),
+    "redeliver_to_courier": (
+        _post("redeliver", "h_store", {"courier_id": "other"}),
+        {
+            "new": (BAD, "new"),
+            "assigned": (BAD, "assigned"),
+            "accepted": (BAD, "accepted"),
+            "picked_up": (BAD, "picked_up"),
+            "delivered": (BAD, "delivered"),
+            "failed": (OK, "assigned"),
+            "canceled": (BAD, "canceled"),
+        },
+    ),
+    "return": (
+        _post("return", "h_store"),
+        {
+            "new": (BAD, "new"),
+            "assigned": (BAD, "assigned"),
+            "accepted": (BAD, "accepted"),
+            "picked_up": (BAD, "picked_up"),
+            "delivered": (BAD, "delivered"),
+            "failed": (OK, "failed"),
+            "canceled": (BAD, "canceled"),
+        },
+    ),
 }
 
 CASES = [(action, status) for action in TABLE for status in STATUSES]
@@ -314,6 +350,8 @@ ENDPOINTS = [
     ("POST", "/v1/orders/{id}/status", {"status": "picked_up"}),
     ("POST", "/v1/orders/{id}/cancel", {"reason": "x"}),
     ("GET", "/v1/orders/{id}/proofs", None),
+    ("POST", "/v1/orders/{id}/redeliver", None),
+    ("POST", "/v1/orders/{id}/return", None),
     ("GET", "/v1/orders/{id}/proof-policy", None),
 ]
 
@@ -361,6 +399,8 @@ ROLE_REFUSALS = [
     ("POST", "/v1/orders/{id}/claim", None, "h_store"),
     ("POST", "/v1/orders/{id}/assign", {"courier_id": 1}, "h_store"),
     ("DELETE", "/v1/orders/{id}", None, "h_courier"),
+    ("POST", "/v1/orders/{id}/redeliver", None, "h_courier"),
+    ("POST", "/v1/orders/{id}/return", None, "h_courier"),
 ]
 
 

@@ -349,12 +349,12 @@ def test_delivered_records_the_recipient_name_everywhere(
     csv_text = client.get("/v1/orders/export.csv", headers=world.h_admin).text
     header, row = csv_text.lstrip("\ufeff").splitlines()[:2]
     columns = header.split(",")
-    assert columns[-2:] == ["failure_reason_code", "recipient_name"]
-    assert row.endswith(",Dana Cohen")
+    assert columns[-3:] == ["failure_reason_code", "recipient_name", "returned_at"]
+    assert row.endswith(",Dana Cohen,")
 
 
 def test_the_csv_has_the_reason_code(client: TestClient, db: Session, world: World) -> None:
     order = make_order(db, store=world.store, status="picked_up", courier=world.courier)
     _fail(client, world, order.id, reason_code="damaged")
     lines = client.get("/v1/orders/export.csv", headers=world.h_admin).text.splitlines()
-    assert lines[1].endswith(",damaged,")
+    assert lines[1].endswith(",damaged,,")

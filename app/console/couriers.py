@@ -1,4 +1,4 @@
-"""Console admin pages for couriers: list with live load, create, edit, status, password."""
+"""Console admin pages for couriers: list with live load, create, edit, status, duty, password."""
 
 from typing import Annotated
 
@@ -113,6 +113,7 @@ def _courier_page(
         principal=principal,
         status_code=status_code,
         courier=courier,
+        active_orders=couriers_service.held_orders(session, courier_id=courier.id),
         values=shown,
         errors=errors or {},
         statuses=[s.value for s in UserStatus if s != UserStatus.PENDING],
@@ -163,6 +164,29 @@ def reset_password(
             status_code=422,
         )
     return _update_courier(request, session, principal, courier_id, values)
+
+
+@router.post("/couriers/{courier_id}/duty", response_class=HTMLResponse)
+def courier_duty(
+    request: Request,
+    courier_id: ItemId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    require_admin(principal)
+    raw = form_values(form, ("on_duty",)).get("on_duty", "")
+    if raw not in ("true", "false"):
+        return _courier_page(
+            request,
+            session,
+            principal,
+            courier_id,
+            errors={"on_duty": "Choose on duty or off duty"},
+            status_code=422,
+        )
+    couriers_service.set_duty(session, courier_id=courier_id, on_duty=raw == "true", by="admin")
+    return redirect(request, f"/console/couriers/{courier_id}")
 
 
 @router.post("/couriers/{courier_id}/status", response_class=HTMLResponse)

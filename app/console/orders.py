@@ -182,6 +182,12 @@ def _order_page(
     proofs = proofs_service.list_proofs(session, principal=principal, order_id=order_id)
     is_admin = principal.role == Role.ADMIN
     final = order.status in FINAL_STATUSES
+    # After a failure the store or dispatch decides (couriers never reach the console).
+    after_failure = (
+        order.status == OrderStatus.FAILED
+        and order.returned_at is None
+        and principal.role in (Role.ADMIN, Role.STORE)
+    )
     may = {
         "assign": is_admin
         and order.status in (OrderStatus.NEW, OrderStatus.ASSIGNED, OrderStatus.ACCEPTED),
@@ -190,8 +196,11 @@ def _order_page(
         and (is_admin or order.status in (OrderStatus.NEW, OrderStatus.ASSIGNED)),
         "edit": not final and (is_admin or order.status == OrderStatus.NEW),
         "delete": is_admin,
+        "redeliver": after_failure,
+        "return": after_failure,
     }
-    couriers = dispatch_board.courier_loads(session, available_only=False) if may["assign"] else []
+    pick = may["assign"] or may["redeliver"]
+    couriers = dispatch_board.courier_loads(session, available_only=False) if pick else []
     edit_values = values or {
         f: "" if getattr(read, f) is None else str(getattr(read, f)) for f in ORDER_FIELDS
     }
@@ -293,6 +302,40 @@ def cancel(
     return _action(request, session, principal, order_id, "cancel", run)
 
 
+@router.post("/orders/{order_id}/redeliver", response_class=HTMLResponse)
+def redeliver(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    raw = text(form, "courier_id") or ""
+
+    def run() -> None:
+        if raw and not raw.isdigit():
+            raise InvalidInput("courier_id must be a courier or empty (back to the pool)")
+        lifecycle.redeliver_order(
+            session, order_id=order_id, courier_id=int(raw) if raw else None, actor=principal
+        )
+
+    return _action(request, session, principal, order_id, "redeliver", _dispatch(principal, run))
+
+
+@router.post("/orders/{order_id}/return", response_class=HTMLResponse)
+def return_to_store(
+    request: Request,
+    order_id: OrderId,
+    principal: ConsoleUser,
+    session: SessionDep,
+    form: CheckedForm,
+) -> Response:
+    def run() -> None:
+        lifecycle.return_order(session, order_id=order_id, actor=principal)
+
+    return _action(request, session, principal, order_id, "return", _dispatch(principal, run))
+
+
 @router.post("/orders/{order_id}/edit", response_class=HTMLResponse)
 def edit(
     request: Request,
@@ -350,6 +393,17 @@ def delete(
             status_code=exc.status,
         )
     return redirect(request, "/console")
+
+
+def _dispatch(principal: Principal, run: Any) -> Any:
+    """Admins and store users (the service scopes store users to their stores' orders)."""
+
+    def guarded() -> None:
+        if principal.role not in (Role.ADMIN, Role.STORE):
+            raise Forbidden("Only the order's store or dispatch may do this")
+        run()
+
+    return guarded
 
 
 def _admin_only(principal: Principal, run: Any) -> Any:

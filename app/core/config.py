@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     refresh_reuse_window_seconds: float = 30.0
 
     dispatch_mode: DispatchMode = DispatchMode.OPEN
+    # An accepted order not picked up within this many minutes of its acceptance goes back to
+    # the pool (open mode) or to unassigned (assign mode), by the worker; 0 = never.
+    auto_release_after_minutes: int = Field(default=0, ge=0, le=24 * 60)
     self_signup: bool = True
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -63,6 +63,10 @@ class CapacityExceeded(Conflict):
     code, title = "capacity_exceeded", "Courier capacity exceeded"
 
 
+class CourierOffDuty(Conflict):
+    code, title = "courier_off_duty", "Courier is off duty"
+
+
 class VersionConflict(Conflict):
     code, title = "version_conflict", "Order changed since it was read"
 

@@ -23,7 +23,7 @@ from app.db.session import is_postgres
 from app.push.apns import ApnsClient, ApnsConfigError, ApnsResult, Outcome, apns_configured
 from app.push.jobs import Claimed, Done, claim_due, queue_stats, record_outcomes, skip_jobs
 from app.services import signals
-from app.services.maintenance import run_housekeeping
+from app.services.maintenance import release_stale_claims, run_housekeeping
 
 log = logging.getLogger("zariz.push")
 
@@ -33,6 +33,8 @@ LISTENER_NAME = "zariz-push-listener"
 ERROR_PAUSE = 1.0
 # Expired sessions and idempotency keys are purged at start and then this often (seconds).
 HOUSEKEEPING_INTERVAL = 3600.0
+# Accepted orders past AUTO_RELEASE_AFTER_MINUTES are looked for this often (seconds).
+RELEASE_INTERVAL = 60.0
 
 
 class PushWorker:
@@ -52,6 +54,7 @@ class PushWorker:
         self._listener: PgListener | None = None
         self._unrecorded: list[Done] = []
         self._housekeeping_due = time.monotonic()
+        self._release_due = time.monotonic()
         self.crashed = False
 
     # -- control ---------------------------------------------------------------------------
@@ -156,7 +159,8 @@ class PushWorker:
                 # Nothing else is due: tidy up if it is time, then sleep until the next job is
                 # due, or until woken.
                 self._housekeeping()
-                timeout = min(timeout, self._until_next_due())
+                self._release_stale()
+                timeout = min(timeout, self._until_next_due(), self._until_release())
             # The floor keeps a job another worker is claiming this instant from spinning us.
             self._wake.wait(max(timeout, 0.01))
 
@@ -197,6 +201,25 @@ class PushWorker:
                 run_housekeeping(session)
         except SQLAlchemyError:
             log.exception("housekeeping failed; trying again in an hour")
+
+    def _release_stale(self) -> None:
+        if self.settings.auto_release_after_minutes <= 0:
+            return
+        if time.monotonic() < self._release_due:
+            return
+        self._release_due = time.monotonic() + RELEASE_INTERVAL
+        try:
+            with self._sessions() as session:
+                release_stale_claims(
+                    session, after_minutes=self.settings.auto_release_after_minutes
+                )
+        except SQLAlchemyError:
+            log.exception("releasing stale accepted orders failed; trying again in a minute")
+
+    def _until_release(self) -> float:
+        if self.settings.auto_release_after_minutes <= 0:
+            return self.settings.push_poll_interval
+        return max(0.0, self._release_due - time.monotonic())
 
     def _until_next_due(self) -> float:
         try:

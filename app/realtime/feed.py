@@ -111,6 +111,9 @@ def messages(
             "status": event.to_status,
             "occurred_at": event.created_at.isoformat(),
         }
+        if event.actor_role is not None:
+            # Who caused it by role only (`system` for the worker's auto-release), never by name.
+            message["actor_role"] = event.actor_role
         for key in EVENT_DATA_KEYS:
             if event.data and event.data.get(key) is not None:
                 message[key] = event.data[key]

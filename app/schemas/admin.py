@@ -3,7 +3,14 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
 from app.core.security import PASSWORD_MAX_LENGTH
 from app.db.models import StoreMembership, StoreRole, StoreStatus, User, UserStatus
@@ -49,6 +56,7 @@ class CourierCreate(AdminForm):
     password: Password
     capacity_boxes: Capacity | None = None
     status: UserStatus = UserStatus.ACTIVE
+    on_duty: StrictBool = True
 
 
 class CourierUpdate(AdminForm):
@@ -60,6 +68,7 @@ class CourierUpdate(AdminForm):
     capacity_boxes: Capacity | None = None
     status: UserStatus | None = None
     password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX_LENGTH)] | None = None
+    on_duty: StrictBool | None = None
 
 
 class CourierRead(ReadModel):
@@ -69,8 +78,21 @@ class CourierRead(ReadModel):
     phone: str | None
     status: str
     capacity_boxes: int
+    on_duty: bool
     created_at: datetime
     last_login_at: datetime | None
+
+
+class DutyChange(RequestModel):
+    on_duty: StrictBool
+
+
+class DutyRead(BaseModel):
+    id: int
+    on_duty: bool
+    # Orders the courier still holds (assigned, accepted, picked up): going off duty keeps them.
+    active_orders: int
+    message: str
 
 
 class UserStatusChange(RequestModel):

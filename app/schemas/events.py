@@ -15,6 +15,8 @@ class EventMessage(BaseModel):
     courier_id: int | None
     status: str | None
     occurred_at: datetime
+    # admin, store, courier, or system (the worker's auto-release); absent when unknown.
+    actor_role: str | None = None
     # The order's, at the top level where the web admin reads them (none of them personal).
     pickup_address: str | None = None
     boxes_count: int | None = None

@@ -83,6 +83,11 @@ class StatusBody(RequestModel):
     ) = None
 
 
+class RedeliverBody(RequestModel):
+    # None (or no body): back to the pool in open mode, to unassigned `new` in assign mode.
+    courier_id: IdInt | None = None
+
+
 class CancelBody(RequestModel):
     # The web admin sends {"reason": ""} when its prompt is left empty: no reason, stored as null.
     reason: Annotated[Reason | None, BlankIsNone] = None
@@ -120,6 +125,7 @@ class OrderRead(ReadModel):
     failure_reason: str | None
     failure_reason_code: str | None = None
     recipient_name: str | None = None
+    returned_at: datetime | None = None
     version: int
 
 
@@ -146,6 +152,7 @@ class CourierLoad(BaseModel):
     id: int
     name: str
     status: str
+    on_duty: bool = True
     capacity_boxes: int
     load_boxes: int
     available_boxes: int

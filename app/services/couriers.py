@@ -1,13 +1,21 @@
-"""Courier accounts as admins manage them: create, edit, status, credentials, approval."""
+"""Courier accounts as admins manage them: create, edit, status, duty, credentials, approval."""
 
-from sqlalchemy import select
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.errors import InvalidInput, NotFound
-from app.db.models import Role, User, UserStatus
+from app.db.models import Order, OrderStatus, Role, User, UserStatus
 from app.schemas.admin import CourierCreate, CourierUpdate
 from app.services.users import apply_credentials, new_user, revoke_sessions
+
+log = logging.getLogger("zariz.couriers")
+
+# Orders a courier holds: assigned to them, accepted, or on the way.
+HELD_STATUSES = (OrderStatus.ASSIGNED, OrderStatus.ACCEPTED, OrderStatus.PICKED_UP)
 
 
 def get_courier(session: Session, *, courier_id: int) -> User:
@@ -41,6 +49,7 @@ def create_courier(session: Session, *, data: CourierCreate) -> User:
         status=data.status,
         capacity_boxes=data.capacity_boxes or get_settings().default_capacity_boxes,
     )
+    user.on_duty = data.on_duty
     session.commit()
     return user
 
@@ -59,8 +68,46 @@ def update_courier(session: Session, *, courier_id: int, data: CourierUpdate) ->
     )
     if data.status is not None:
         apply_user_status(session, user=user, status=data.status)
+    if data.on_duty is not None:
+        apply_duty(user=user, on_duty=data.on_duty, by="admin")
     session.commit()
     return user
+
+
+@dataclass(frozen=True)
+class DutyChange:
+    courier: User
+    active_orders: int
+
+
+def held_orders(session: Session, *, courier_id: int) -> int:
+    count = session.scalar(
+        select(func.count(Order.id)).where(
+            Order.courier_id == courier_id,
+            Order.status.in_(HELD_STATUSES),
+            Order.deleted_at.is_(None),
+        )
+    )
+    return int(count or 0)
+
+
+def apply_duty(*, user: User, on_duty: bool, by: str) -> None:
+    if user.on_duty == on_duty:
+        return
+    user.on_duty = on_duty
+    log.info(
+        "courier duty changed",
+        extra={"courier_id": user.id, "on_duty": on_duty, "changed_by": by},
+    )
+
+
+def set_duty(session: Session, *, courier_id: int, on_duty: bool, by: str) -> DutyChange:
+    """On or off duty; going off with orders in hand is allowed (they stay the courier's)."""
+    user = get_courier(session, courier_id=courier_id)
+    apply_duty(user=user, on_duty=on_duty, by=by)
+    active = held_orders(session, courier_id=user.id)
+    session.commit()
+    return DutyChange(courier=user, active_orders=active)
 
 
 def apply_user_status(session: Session, *, user: User, status: UserStatus) -> None:

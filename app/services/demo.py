@@ -3,11 +3,21 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Order, OrderStatus, Role, Store, StoreMembership, StoreRole, User
+from app.db.models import (
+    EventType,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    Role,
+    Store,
+    StoreMembership,
+    StoreRole,
+    User,
+)
 from app.schemas.orders import OrderCreate
 from app.services.auth import Principal
 from app.services.demo_proofs import seed_outcomes
-from app.services.order_lifecycle import claim_order, set_status
+from app.services.order_lifecycle import claim_order, redeliver_order, return_order, set_status
 from app.services.orders import create_order
 from app.services.users import new_user
 
@@ -68,6 +78,7 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
     session.commit()
     _orders(session, store=store, owner=owner, couriers=couriers)
     seed_outcomes(session, store=store, owner=owner, couriers=couriers)
+    _after_failures(session, store=store, owner=owner, couriers=couriers)
     logins = [
         ("admin", admin.email or "", DEMO_PASSWORD),
         ("store", owner.email or "", DEMO_PASSWORD),
@@ -111,3 +122,44 @@ def _orders(session: Session, *, store: Store, owner: User, couriers: list[User]
         reason=None,
         actor=courier,
     )
+
+
+def _after_failures(session: Session, *, store: Store, owner: User, couriers: list[User]) -> None:
+    """Two failed deliveries: one returned to the store, one sent out again to the pool."""
+    done = session.scalar(
+        select(OrderEvent.id)
+        .where(OrderEvent.store_id == store.id, OrderEvent.type == EventType.RETURNED)
+        .limit(1)
+    )
+    if done is not None:
+        return
+    principal = Principal(user=owner, session_id=0, family_id=0, store_ids=(store.id,))
+    courier = Principal(user=couriers[2], session_id=0, family_id=0, store_ids=())
+    failed = []
+    for first, last, street, building in (
+        ("Lior", "Peretz", "King George", "15"),
+        ("Yael", "Friedman", "Ben Yehuda", "92"),
+    ):
+        data = OrderCreate(
+            recipient_first_name=first,
+            recipient_last_name=last,
+            phone="+972 50 555 0177",
+            street=street,
+            building_no=building,
+            boxes_count=1,
+        )
+        order = create_order(session, principal=principal, data=data)
+        claim_order(session, order_id=order.id, courier=courier)
+        for status in (OrderStatus.PICKED_UP, OrderStatus.FAILED):
+            set_status(
+                session,
+                order_id=order.id,
+                status=status,
+                note="Nobody answered the door" if status == OrderStatus.FAILED else None,
+                reason=None,
+                reason_code="recipient_absent" if status == OrderStatus.FAILED else None,
+                actor=courier,
+            )
+        failed.append(order)
+    return_order(session, order_id=failed[0].id, actor=principal)
+    redeliver_order(session, order_id=failed[1].id, courier_id=None, actor=principal)

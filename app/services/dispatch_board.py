@@ -15,7 +15,7 @@ def courier_loads(session: Session, *, available_only: bool) -> list[CourierLoad
     )
     active = func.count(Order.id)
     rows = session.execute(
-        select(User.id, User.name, User.status, User.capacity_boxes, load, active)
+        select(User.id, User.name, User.status, User.capacity_boxes, load, active, User.on_duty)
         .outerjoin(
             Order,
             (Order.courier_id == User.id)
@@ -27,13 +27,14 @@ def courier_loads(session: Session, *, available_only: bool) -> list[CourierLoad
             User.status == UserStatus.ACTIVE,
             User.deleted_at.is_(None),
         )
-        .group_by(User.id, User.name, User.status, User.capacity_boxes)
+        .group_by(User.id, User.name, User.status, User.capacity_boxes, User.on_duty)
     ).all()
     couriers = [
         CourierLoad(
             id=row[0],
             name=row[1],
             status=row[2],
+            on_duty=bool(row[6]),
             capacity_boxes=row[3],
             load_boxes=int(row[4]),
             available_boxes=max(row[3] - int(row[4]), 0),
@@ -42,5 +43,9 @@ def courier_loads(session: Session, *, available_only: bool) -> list[CourierLoad
         for row in rows
     ]
     if available_only:
-        couriers = [c for c in couriers if c.available_boxes > 0]
-    return sorted(couriers, key=lambda c: (-c.available_boxes, c.active_orders, c.name, c.id))
+        couriers = [c for c in couriers if c.on_duty and c.available_boxes > 0]
+    # Off-duty couriers last: they take nothing, whatever room they have.
+    return sorted(
+        couriers,
+        key=lambda c: (not c.on_duty, -c.available_boxes, c.active_orders, c.name, c.id),
+    )

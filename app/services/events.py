@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.metrics import ORDER_EVENTS
-from app.db.models import EventType, Order, OrderEvent, OrderStatus
+from app.db.models import ActorRole, EventType, Order, OrderEvent, OrderStatus
 from app.services import signals
 from app.services.auth import Principal
 from app.services.outbox import enqueue_for_event
@@ -14,6 +14,15 @@ from app.services.outbox import enqueue_for_event
 
 def in_pool(status: str | None, courier_id: int | None, deleted: bool = False) -> bool:
     return status == OrderStatus.NEW and courier_id is None and not deleted
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """The server itself as an event's actor (the worker's auto-release): no user row."""
+
+
+SYSTEM = SystemActor()
+Actor = Principal | SystemActor
 
 
 @dataclass(frozen=True)
@@ -33,13 +42,19 @@ class OrderState:
         )
 
 
+def _actor_role(actor: Actor | None) -> ActorRole | None:
+    if isinstance(actor, SystemActor):
+        return ActorRole.SYSTEM
+    return ActorRole(actor.role) if actor is not None else None
+
+
 def record_event(
     session: Session,
     *,
     order: Order,
     before: OrderState | None,
     type: EventType,
-    actor: Principal | None,
+    actor: Actor | None,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> OrderEvent:
@@ -54,8 +69,8 @@ def record_event(
         type=type,
         from_status=before.status if before is not None else None,
         to_status=order.status,
-        actor_id=actor.user.id if actor else None,
-        actor_role=actor.role if actor else None,
+        actor_id=actor.user.id if isinstance(actor, Principal) else None,
+        actor_role=_actor_role(actor),
         courier_id=order.courier_id,
         prev_courier_id=prev_courier_id if prev_courier_id != order.courier_id else None,
         store_id=order.store_id,

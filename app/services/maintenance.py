@@ -1,5 +1,5 @@
-"""Housekeeping run hourly by the push worker: old sessions, idempotency keys, push jobs, and
-proof objects no row names."""
+"""Housekeeping run by the push worker: hourly, old sessions, idempotency keys, push jobs and
+proof objects no row names; every minute, accepted orders not picked up in time."""
 
 import logging
 from datetime import timedelta
@@ -12,6 +12,7 @@ from app.db.base import utcnow
 from app.db.dml import changed_rows
 from app.db.models import Device, PushJob, PushStatus, UserSession
 from app.services import idempotency
+from app.services.order_lifecycle import release_stale_orders
 from app.services.proof_storage import storage_for
 from app.services.proofs import delete_orphans
 
@@ -76,3 +77,15 @@ def run_housekeeping(session: Session) -> None:
             keys,
             jobs,
         )
+
+
+def release_stale_claims(session: Session, *, after_minutes: int) -> int:
+    """Accepted orders not picked up within after_minutes (AUTO_RELEASE_AFTER_MINUTES) go back."""
+    released = release_stale_orders(session, after_minutes=after_minutes)
+    if released:
+        log.info(
+            "released %d accepted orders not picked up in time",
+            len(released),
+            extra={"order_ids": released},
+        )
+    return len(released)

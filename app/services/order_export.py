@@ -48,6 +48,7 @@ COLUMNS = [
     "failure_reason",
     "failure_reason_code",
     "recipient_name",
+    "returned_at",
 ]
 # A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) leaks the
 # sheet, DDE runs commands). Excel also takes the full-width forms of = + - @ for the ASCII ones.

@@ -1,4 +1,5 @@
-"""Order transitions: claim/accept, decline, assign, unassign, status, cancel.
+"""Order transitions: claim/accept, decline, assign, unassign, status, cancel, redeliver,
+return, and the worker's release of accepted orders not picked up in time.
 
 Every transition reads the order, decides, then lands as ONE conditional UPDATE whose WHERE
 repeats what the decision was based on (status, courier, version, not deleted). If another
@@ -8,6 +9,7 @@ fresh row, so a stale request can never move an order from a state it is no long
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.core.config import DispatchMode, get_settings
 from app.core.errors import (
     Conflict,
+    CourierOffDuty,
     InvalidInput,
     InvalidTransition,
     NotFound,
@@ -27,7 +30,7 @@ from app.db.base import utcnow
 from app.db.models import FINAL_STATUSES, EventType, Order, OrderStatus, Role, User, UserStatus
 from app.services.auth import Principal
 from app.services.capacity import lock_and_check_capacity
-from app.services.events import OrderState, record_event
+from app.services.events import SYSTEM, Actor, OrderState, record_event
 from app.services.failure_reasons import resolve_failure
 from app.services.orders import scope
 from app.services.proof_policy import missing_proofs
@@ -48,9 +51,9 @@ class Change:
 Decide = Callable[[Order], Change | None]
 
 
-def _load(session: Session, order_id: int, principal: Principal | None) -> Order:
+def _load(session: Session, order_id: int, principal: Actor | None) -> Order:
     query = select(Order).where(Order.id == order_id, Order.deleted_at.is_(None))
-    if principal is not None:
+    if isinstance(principal, Principal):
         query = query.where(scope(principal))
     order = session.scalar(query.execution_options(populate_existing=True))
     if order is None:
@@ -61,7 +64,7 @@ def _load(session: Session, order_id: int, principal: Principal | None) -> Order
 def _apply(
     session: Session,
     *,
-    principal: Principal,
+    principal: Actor,
     order_id: int,
     decide: Decide,
     scoped: bool = True,
@@ -80,7 +83,7 @@ def _apply(
 def _attempt(
     session: Session,
     *,
-    principal: Principal,
+    principal: Actor,
     order_id: int,
     decide: Decide,
     scoped: bool,
@@ -179,7 +182,7 @@ def decline_order(session: Session, *, order_id: int, courier: Principal) -> Ord
 
 
 def _active_courier(session: Session, courier_id: int) -> User:
-    user = session.get(User, courier_id)
+    user = session.get(User, courier_id, populate_existing=True)
     if (
         user is None
         or user.role != Role.COURIER
@@ -187,6 +190,8 @@ def _active_courier(session: Session, courier_id: int) -> User:
         or user.status != UserStatus.ACTIVE
     ):
         raise InvalidInput("courier_id is not an active courier")
+    if not user.on_duty:
+        raise CourierOffDuty("The courier is off duty; they cannot be given orders")
     return user
 
 
@@ -324,3 +329,132 @@ def cancel_order(session: Session, *, order_id: int, reason: str | None, actor: 
         )
 
     return _apply(session, principal=actor, order_id=order_id, decide=decide)
+
+
+def redeliver_order(
+    session: Session, *, order_id: int, courier_id: int | None, actor: Principal
+) -> Order:
+    """A failed order goes out again: to the pool/unassigned, or assigned to a courier.
+
+    The failure fields are cleared so the order reads as a fresh attempt; the event keeps them.
+    """
+    target = _active_courier(session, courier_id) if courier_id is not None else None
+
+    def decide(order: Order) -> Change | None:
+        if order.status != OrderStatus.FAILED:
+            raise InvalidTransition(
+                f"Only a failed order can be redelivered; this one is {order.status}"
+            )
+        if order.returned_at is not None:
+            raise InvalidTransition("The order was returned to the store; it cannot be redelivered")
+        failure = {
+            "failure_reason_code": order.failure_reason_code,
+            "failure_reason": order.failure_reason,
+            "failed_at": order.failed_at.isoformat() if order.failed_at else None,
+            "recipient_name": order.recipient_name,
+        }
+        values: dict[str, Any] = {
+            "status": OrderStatus.NEW if target is None else OrderStatus.ASSIGNED,
+            "courier_id": None if target is None else target.id,
+            "assigned_at": None if target is None else utcnow(),
+            "accepted_at": None,
+            "picked_up_at": None,
+            "failed_at": None,
+            "failure_reason": None,
+            "failure_reason_code": None,
+            "recipient_name": None,
+        }
+        return Change(
+            values=values,
+            event_type=EventType.REDELIVERED,
+            reason=order.failure_reason,
+            data={"failure": {k: v for k, v in failure.items() if v is not None}},
+            capacity_courier_id=None if target is None else target.id,
+        )
+
+    return _apply(session, principal=actor, order_id=order_id, decide=decide)
+
+
+def return_order(session: Session, *, order_id: int, actor: Principal) -> Order:
+    """A failed order handed back to its store: it stays failed, stamped `returned_at`."""
+
+    def decide(order: Order) -> Change | None:
+        if order.status != OrderStatus.FAILED:
+            raise InvalidTransition(
+                f"Only a failed order can be returned; this one is {order.status}"
+            )
+        if order.returned_at is not None:
+            raise InvalidTransition("The order was already returned to the store")
+        return Change(
+            values={"returned_at": utcnow()},
+            event_type=EventType.RETURNED,
+            data={"failure_reason_code": order.failure_reason_code}
+            if order.failure_reason_code
+            else None,
+        )
+
+    return _apply(session, principal=actor, order_id=order_id, decide=decide)
+
+
+RELEASE_REASON = "not_picked_up_in_time"
+
+
+def release_order(session: Session, *, order_id: int, accepted_before: datetime) -> bool:
+    """Returns the accepted order to the pool/unassigned if it was accepted before the cutoff.
+
+    True if this call released it; False if it was picked up, declined or re-accepted first
+    (the conditional UPDATE of _attempt: a pickup racing the release, exactly one wins).
+    """
+    released = False
+
+    def decide(order: Order) -> Change | None:
+        nonlocal released
+        stale = (
+            order.status == OrderStatus.ACCEPTED
+            and order.accepted_at is not None
+            and order.accepted_at < accepted_before
+        )
+        # The WHERE of _attempt repeats status, courier and version: a pickup or decline that
+        # lands first makes this UPDATE match nothing, and the re-read finds nothing to release.
+        released = stale
+        if not stale or order.accepted_at is None:
+            return None
+        return Change(
+            values={
+                "status": OrderStatus.NEW,
+                "courier_id": None,
+                "assigned_at": None,
+                "accepted_at": None,
+            },
+            event_type=EventType.RELEASED,
+            reason=RELEASE_REASON,
+            data={"reason_code": RELEASE_REASON, "accepted_at": order.accepted_at.isoformat()},
+        )
+
+    try:
+        _apply(session, principal=SYSTEM, order_id=order_id, decide=decide, scoped=False)
+    except (NotFound, Conflict):
+        return False  # deleted meanwhile, or it kept changing: the next sweep looks again
+    return released
+
+
+def release_stale_orders(
+    session: Session, *, after_minutes: int, now: datetime | None = None
+) -> list[int]:
+    """The ids of the orders accepted over after_minutes ago that this sweep released (0: off)."""
+    if after_minutes <= 0:
+        return []
+    cutoff = (now or utcnow()) - timedelta(minutes=after_minutes)
+    candidates = list(
+        session.scalars(
+            select(Order.id)
+            .where(
+                Order.status == OrderStatus.ACCEPTED,
+                Order.accepted_at < cutoff,
+                Order.deleted_at.is_(None),
+            )
+            .order_by(Order.id)
+        )
+    )
+    session.rollback()  # end the read; each release is its own transaction
+    return [i for i in candidates if release_order(session, order_id=i, accepted_before=cutoff)]

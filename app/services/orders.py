@@ -276,6 +276,7 @@ def update_order(
                 session,
                 courier_id=order.courier_id,
                 extra_boxes=changes["boxes_count"] - order.boxes_count,
+                taking=False,
             )
     previous = {k: getattr(order, k) for k in changes}
     before = OrderState.of(order)

@@ -81,7 +81,8 @@ def audience_query(event: OrderEvent) -> Select[int]:
         User.id.in_([i for i in (event.courier_id, event.prev_courier_id) if i is not None]),
     ]
     if event.pool_change and _open_mode():
-        conditions.append(User.role == Role.COURIER)
+        # Off-duty couriers hear of their own orders (above), not of the pool.
+        conditions.append(and_(User.role == Role.COURIER, User.on_duty.is_(True)))
     query = select(User.id).where(eligible, or_(*conditions))
     if event.actor_id is not None:
         query = query.where(User.id != event.actor_id)

@@ -25,6 +25,9 @@ FORMS = [
     "/console/orders/1/cancel",
     "/console/orders/1/edit",
     "/console/orders/1/delete",
+    "/console/orders/1/redeliver",
+    "/console/orders/1/return",
+    "/console/couriers/1/duty",
     "/console/logout",
 ]
 

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.db.base import utcnow
-from app.db.models import Device, PushStatus, UserSession, UserStatus
-from tests.builders import auth_headers, login_tokens, make_user
+from app.db.models import Device, Order, OrderEvent, PushStatus, UserSession, UserStatus
+from tests.builders import auth_headers, login_tokens, make_order, make_store, make_user
 from tests.fake_apns import ERROR, GONE, TOO_MANY, FakeApns
 from tests.orders_helpers import ORDER_BODY
 from tests.push.conftest import StartWorker
@@ -246,3 +246,31 @@ class TestHousekeeping:
         start_worker()
         wait_until(lambda: expired_id not in session_ids(), what="the expired session purged")
         assert live_id in session_ids()
+
+    def test_the_worker_releases_an_accepted_order_not_picked_up_in_time(
+        self, live: sessionmaker[Session], start_worker: StartWorker, apns_settings: Settings
+    ) -> None:
+        with live() as session:
+            store = make_store(session)
+            courier = make_user(session)
+            stale = make_order(session, store=store, status="accepted", courier=courier)
+            stale.accepted_at = utcnow() - timedelta(minutes=25)
+            fresh = make_order(session, store=store, status="accepted", courier=courier)
+            fresh.accepted_at = utcnow()
+            session.commit()
+            stale_id, fresh_id = stale.id, fresh.id
+
+        def status_of(order_id: int) -> str:
+            with live() as session:
+                return str(session.scalar(select(Order.status).where(Order.id == order_id)))
+
+        start_worker(apns_settings.model_copy(update={"auto_release_after_minutes": 20}))
+        wait_until(lambda: status_of(stale_id) == "new", what="the stale order released")
+        assert status_of(fresh_id) == "accepted"
+        with live() as session:
+            event = session.scalars(select(OrderEvent).where(OrderEvent.order_id == stale_id)).one()
+            assert (event.type, event.actor_role, event.reason) == (
+                "order.released",
+                "system",
+                "not_picked_up_in_time",
+            )

@@ -5,11 +5,14 @@ from fastapi import APIRouter, Depends
 from app.api.deps import AdminUser, SessionDep, admin_only
 from app.api.errors import responses
 from app.api.params import PathId
+from app.api.routes.couriers import duty_read
 from app.schemas.admin import (
     CourierCreate,
     CourierRead,
     CourierUpdate,
     Credentials,
+    DutyChange,
+    DutyRead,
     StoreCreate,
     StoreCredentials,
     StoreRead,
@@ -66,6 +69,14 @@ def set_courier_status(
         session, courier_id=courier_id, status=body.status
     )
     return CourierRead.model_validate(courier)
+
+
+@router.post("/couriers/{courier_id}/duty", responses=responses(404, 422))
+def set_courier_duty(courier_id: PathId, body: DutyChange, session: SessionDep) -> DutyRead:
+    change = couriers_service.set_duty(
+        session, courier_id=courier_id, on_duty=body.on_duty, by="admin"
+    )
+    return duty_read(change)
 
 
 @router.post("/couriers/{courier_id}/credentials", responses=responses(404, 409, 422))

@@ -36,6 +36,7 @@ from app.schemas.orders import (
     OrderEventRead,
     OrderRead,
     OrderUpdate,
+    RedeliverBody,
     StatusBody,
 )
 from app.services import order_lifecycle as lifecycle
@@ -67,6 +68,17 @@ Canceller = Annotated[
     Depends(
         require_roles(
             Role.STORE, Role.ADMIN, detail="Couriers decline orders; they cannot cancel them"
+        )
+    ),
+]
+# After a failed delivery, the store (or dispatch) decides: another attempt, or back to the store.
+AfterFailure = Annotated[
+    Principal,
+    Depends(
+        require_roles(
+            Role.STORE,
+            Role.ADMIN,
+            detail="Only the order's store or an admin may redeliver or return a failed order",
         )
     ),
 ]
@@ -281,6 +293,30 @@ def cancel(
     return idem.order(
         lambda: lifecycle.cancel_order(session, order_id=order_id, reason=reason, actor=principal)
     )
+
+
+@router.post("/{order_id}/redeliver", response_model=OrderRead, responses=ACTION_ERRORS)
+def redeliver(
+    order_id: PathId,
+    principal: AfterFailure,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    body: Annotated[RedeliverBody | None, Body()] = None,
+) -> Response:
+    # No body or no courier_id: back to the pool (open mode) or to unassigned (assign mode).
+    courier_id = body.courier_id if body else None
+    return idem.order(
+        lambda: lifecycle.redeliver_order(
+            session, order_id=order_id, courier_id=courier_id, actor=principal
+        )
+    )
+
+
+@router.post("/{order_id}/return", response_model=OrderRead, responses=ACTION_ERRORS)
+def return_to_store(
+    order_id: PathId, principal: AfterFailure, session: SessionDep, idem: IdempotencyDep
+) -> Response:
+    return idem.order(lambda: lifecycle.return_order(session, order_id=order_id, actor=principal))
 
 
 @router.patch("/{order_id}", responses=ACTION_ERRORS)

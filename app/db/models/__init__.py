@@ -3,7 +3,7 @@
 from app.db.models.device import ApnsEnvironment, Device, Platform
 from app.db.models.idempotency_key import IdempotencyKey
 from app.db.models.order import FINAL_STATUSES, LOAD_STATUSES, Order, OrderStatus
-from app.db.models.order_event import EventType, OrderEvent
+from app.db.models.order_event import ActorRole, EventType, OrderEvent
 from app.db.models.order_proof import OrderProof, ProofKind, ProofStage
 from app.db.models.push_job import PushJob, PushStatus
 from app.db.models.store import Store, StoreMembership, StoreRole, StoreStatus
@@ -13,6 +13,7 @@ from app.db.models.user_session import UserSession
 __all__ = [
     "FINAL_STATUSES",
     "LOAD_STATUSES",
+    "ActorRole",
     "ApnsEnvironment",
     "Device",
     "EventType",

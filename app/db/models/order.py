@@ -76,5 +76,7 @@ class Order(IdMixin, TimestampMixin, Base):
     failure_reason_code: Mapped[str | None] = mapped_column(String(32))
     # Who took the delivery, as the courier typed it on the delivered transition.
     recipient_name: Mapped[str | None] = mapped_column(String(200))
+    # A failed order handed back to its store: it stays failed and can no longer be redelivered.
+    returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigId, IdMixin, StrEnumType, UTCDateTime, utcnow
 from app.db.models.order import OrderStatus
-from app.db.models.user import Role
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -25,6 +24,18 @@ class EventType(StrEnum):
     STATUS_CHANGED = "order.status_changed"
     DELETED = "order.deleted"
     PROOF_ADDED = "order.proof_added"
+    REDELIVERED = "order.redelivered"
+    RETURNED = "order.returned"
+    RELEASED = "order.released"
+
+
+class ActorRole(StrEnum):
+    """Who caused an event: a user's role, or `system` (the worker; no user row)."""
+
+    ADMIN = "admin"
+    STORE = "store"
+    COURIER = "courier"
+    SYSTEM = "system"
 
 
 class OrderEvent(IdMixin, Base):
@@ -41,7 +52,7 @@ class OrderEvent(IdMixin, Base):
     from_status: Mapped[OrderStatus | None] = mapped_column(StrEnumType(OrderStatus))
     to_status: Mapped[OrderStatus | None] = mapped_column(StrEnumType(OrderStatus))
     actor_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
-    actor_role: Mapped[Role | None] = mapped_column(StrEnumType(Role))
+    actor_role: Mapped[ActorRole | None] = mapped_column(StrEnumType(ActorRole))
     # The courier holding the order after the event.
     courier_id: Mapped[int | None] = mapped_column(BigId)
     reason: Mapped[str | None] = mapped_column(String(500))

@@ -3,7 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, String, text
+from sqlalchemy import CheckConstraint, String, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import (
@@ -48,6 +48,8 @@ class User(IdMixin, TimestampMixin, Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(255))
     capacity_boxes: Mapped[int] = mapped_column(default=8, server_default=text("8"))
+    # Couriers only: an off-duty courier takes no orders and hears nothing of the pool.
+    on_duty: Mapped[bool] = mapped_column(default=True, server_default=true())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
