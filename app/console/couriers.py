@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import get_session
 from app.console.forms import form_values, parse_form, require_admin, submit_form
-from app.console.render import CheckedForm, ConsoleRoute, page
+from app.console.render import CheckedForm, ConsoleRoute, page, redirect
 from app.console.session import ConsoleUser
 from app.core.security import PASSWORD_MIN_LENGTH
 from app.db.models import UserStatus
