@@ -8,6 +8,7 @@ fresh row, so a stale request can never move an order from a state it is no long
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -27,6 +28,7 @@ from app.db.base import utcnow
 from app.db.models import FINAL_STATUSES, EventType, Order, OrderStatus, Role, User, UserStatus
 from app.services.auth import Principal
 from app.services.capacity import lock_and_check_capacity
+from app.services.device_time import checked_occurred_at, window_breaches
 from app.services.events import OrderState, record_event
 from app.services.failure_reasons import resolve_failure
 from app.services.orders import scope
@@ -43,6 +45,7 @@ class Change:
     reason: str | None = None
     data: dict[str, Any] | None = None
     capacity_courier_id: int | None = None
+    occurred_at: datetime | None = None  # the device's time of the action, checked
 
 
 Decide = Callable[[Order], Change | None]
@@ -125,25 +128,34 @@ def _attempt(
             actor=principal,
             reason=change.reason,
             data=change.data,
+            occurred_at=change.occurred_at,
         )
         session.commit()
         return updated
     raise Conflict("The order kept changing; try again")
 
 
-def claim_order(session: Session, *, order_id: int, courier: Principal) -> Order:
+def claim_order(
+    session: Session, *, order_id: int, courier: Principal, occurred_at: datetime | None = None
+) -> Order:
     """Claim from the open pool, or accept an assignment: both end `accepted` by this courier."""
     me = courier.user.id
 
     def decide(order: Order) -> Change | None:
+        if order.courier_id == me and order.status == OrderStatus.ACCEPTED:
+            return None
+        happened = checked_occurred_at(session, order_id=order.id, occurred_at=occurred_at)
         accept = Change(
-            values={"status": OrderStatus.ACCEPTED, "courier_id": me, "accepted_at": utcnow()},
+            values={
+                "status": OrderStatus.ACCEPTED,
+                "courier_id": me,
+                "accepted_at": happened or utcnow(),
+            },
             event_type=EventType.ACCEPTED,
             capacity_courier_id=me,
+            occurred_at=happened,
         )
         if order.courier_id == me:
-            if order.status == OrderStatus.ACCEPTED:
-                return None
             if order.status == OrderStatus.ASSIGNED:
                 return accept
             raise InvalidTransition(f"The order is already {order.status}")
@@ -159,12 +171,16 @@ def claim_order(session: Session, *, order_id: int, courier: Principal) -> Order
     return _apply(session, principal=courier, order_id=order_id, decide=decide, scoped=False)
 
 
-def decline_order(session: Session, *, order_id: int, courier: Principal) -> Order:
+def decline_order(
+    session: Session, *, order_id: int, courier: Principal, occurred_at: datetime | None = None
+) -> Order:
     me = courier.user.id
 
     def decide(order: Order) -> Change | None:
         if order.courier_id == me and order.status in (OrderStatus.ASSIGNED, OrderStatus.ACCEPTED):
+            happened = checked_occurred_at(session, order_id=order.id, occurred_at=occurred_at)
             return Change(
+                occurred_at=happened,
                 values={
                     "status": OrderStatus.NEW,
                     "courier_id": None,
@@ -253,6 +269,7 @@ def set_status(
     actor: Principal,
     reason_code: str | None = None,
     recipient_name: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> Order:
     if status not in STATUS_FROM:
         raise InvalidInput("status must be picked_up, delivered or failed")
@@ -273,8 +290,12 @@ def set_status(
             return None
         if order.status != STATUS_FROM[status]:
             raise InvalidTransition(f"A {order.status} order cannot become {status}")
-        values: dict[str, Any] = {"status": status, STATUS_STAMP[status]: now}
+        happened = checked_occurred_at(session, order_id=order.id, occurred_at=occurred_at)
+        # The order's stamp is when it happened: the device's time when the courier sent one.
+        stamp = happened or now
+        values: dict[str, Any] = {"status": status, STATUS_STAMP[status]: stamp}
         data: dict[str, Any] = {"note": note} if note else {}
+        data.update(window_breaches(order, status=status, at=stamp))
         if evidence is not None:
             missing = missing_proofs(
                 evidence.policy,
@@ -298,6 +319,7 @@ def set_status(
             event_type=EventType.STATUS_CHANGED,
             reason=failure.text if failure else note,
             data=data or None,
+            occurred_at=happened,
         )
 
     return _apply(session, principal=actor, order_id=order_id, decide=decide)
