@@ -1,5 +1,6 @@
 """Order endpoints: create, list, read, timeline, export, every transition, edit, delete."""
 
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
@@ -128,10 +129,17 @@ async def order_filters(
         created_from=date_bound(created_from, "from", end=False),
         created_to=date_bound(created_to, "to", end=True),
         q=q.strip() if q and q.strip() else None,
-        # A due_before date means up to the end of that business day.
-        due_before=date_bound(due_before, "due_before", end=True),
+        due_before=_due_bound(due_before),
         by_due=sort == "due",
     )
+
+
+def _due_bound(value: str | None) -> datetime | None:
+    """deliver_before <= this; a date means up to the end of that business day."""
+    moment = date_bound(value, "due_before", end=True)
+    if moment is not None and value is not None and len(value.strip()) == 10:
+        return moment - timedelta(microseconds=1)  # the next midnight itself is the next day
+    return moment
 
 
 def parse_cursor(raw: str | None, filters: OrderFilters) -> orders_service.Cursor | None:
