@@ -251,3 +251,16 @@ class TestDeviceTime:
         ).all()[-1]
         assert event.type == "order.declined"
         assert event.occurred_at == declined_at
+
+    def test_a_taken_order_is_a_409_whatever_the_device_time(
+        self, client: TestClient, db: Session, world: World
+    ) -> None:
+        order_id = self._taken(client, db, world, hours_ago=3)
+        assert client.post(f"/v1/orders/{order_id}/claim", headers=world.h_other_courier).is_success
+        response = client.post(
+            f"/v1/orders/{order_id}/claim",
+            json={"occurred_at": (utcnow() + timedelta(hours=1)).isoformat()},
+            headers=world.h_courier,
+        )
+        assert response.status_code == 409, response.text
+        assert response.json()["code"] == "order_already_taken"

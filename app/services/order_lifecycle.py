@@ -141,11 +141,10 @@ def claim_order(
     """Claim from the open pool, or accept an assignment: both end `accepted` by this courier."""
     me = courier.user.id
 
-    def decide(order: Order) -> Change | None:
-        if order.courier_id == me and order.status == OrderStatus.ACCEPTED:
-            return None
+    def accept(order: Order) -> Change:
+        # The device time is checked only once the claim would land: a taken order is a 409.
         happened = checked_occurred_at(session, order_id=order.id, occurred_at=occurred_at)
-        accept = Change(
+        return Change(
             values={
                 "status": OrderStatus.ACCEPTED,
                 "courier_id": me,
@@ -155,9 +154,13 @@ def claim_order(
             capacity_courier_id=me,
             occurred_at=happened,
         )
+
+    def decide(order: Order) -> Change | None:
         if order.courier_id == me:
+            if order.status == OrderStatus.ACCEPTED:
+                return None
             if order.status == OrderStatus.ASSIGNED:
-                return accept
+                return accept(order)
             raise InvalidTransition(f"The order is already {order.status}")
         if order.courier_id is not None:
             raise OrderAlreadyTaken("Another courier has taken this order")
@@ -165,7 +168,7 @@ def claim_order(
             raise InvalidTransition(f"The order is {order.status}")
         if get_settings().dispatch_mode != DispatchMode.OPEN:
             raise NotFound("Order not found")  # in assign mode the pool is invisible to couriers
-        return accept
+        return accept(order)
 
     # Unscoped read: an order just taken by someone else must answer 409, not 404.
     return _apply(session, principal=courier, order_id=order_id, decide=decide, scoped=False)
