@@ -320,10 +320,35 @@ class TestDueFilterAndSort:
             if cursor is None:
                 break
             assert 'rel="next"' in response.headers["Link"]
+            assert "+" not in cursor  # safe to paste into a query string as it is
             params = {**params, "cursor": cursor}
         assert seen == expected
         complete = client.get("/v1/orders", params={"sort": "due"}, headers=world.h_store)
         assert [o["id"] for o in complete.json()] == expected
+
+    def test_orders_added_while_paging_by_due_appear_once_or_not_at_all(
+        self, client: TestClient, db: Session, world: World
+    ) -> None:
+        ids = self._orders(db, world)
+        first = client.get("/v1/orders", params={"sort": "due", "limit": 2}, headers=world.h_store)
+        assert [o["id"] for o in first.json()] == [ids["a"], ids["a2"]]
+        earlier, later = make_order(db, store=world.store), make_order(db, store=world.store)
+        set_windows(db, earlier.id, deliver_before=utcnow() + timedelta(minutes=5))
+        set_windows(db, later.id, deliver_before=utcnow() + timedelta(hours=10))
+        rest: list[int] = []
+        params: dict[str, Any] = {
+            "sort": "due",
+            "limit": 2,
+            "cursor": first.headers["X-Next-Cursor"],
+        }
+        while True:
+            response = client.get("/v1/orders", params=params, headers=world.h_store)
+            rest += [o["id"] for o in response.json()]
+            if "X-Next-Cursor" not in response.headers:
+                break
+            params["cursor"] = response.headers["X-Next-Cursor"]
+        # Behind the cursor already: not shown; ahead of it: shown once, in its place.
+        assert rest == [ids["b"], ids["c"], later.id, ids["none1"], ids["none2"]]
 
     def test_due_before_keeps_deadlines_at_or_before_it(
         self, client: TestClient, db: Session, world: World

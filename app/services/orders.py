@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
@@ -171,7 +171,12 @@ class DueCursor:
     id: int
 
     def encode(self) -> str:
-        stamp = self.deliver_before.isoformat() if self.deliver_before else ""
+        # UTC with a Z: no "+" for a client to forget to escape in a query string.
+        stamp = (
+            self.deliver_before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if self.deliver_before
+            else ""
+        )
         return f"due~{stamp}~{self.id}"
 
     @classmethod
