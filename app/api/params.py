@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
+from app.core.config import get_settings
 from app.core.errors import InvalidInput
 from app.schemas.common import MAX_ID, Text
 
@@ -19,21 +20,28 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def date_bound(value: str | None, name: str, *, end: bool) -> datetime | None:
-    """A date or a datetime; a `to` date means the whole of that day (exclusive next midnight)."""
+    """A date or a datetime; a `to` date means the whole of that day (exclusive next midnight).
+
+    Dates and datetimes without an offset are in the business time zone (BUSINESS_TIMEZONE):
+    "2026-03-27" is that day from its local midnight to the next, 23 or 25 hours on a DST day.
+    """
     if value is None or not value.strip():
         return None
     text = value.strip()
+    zone = get_settings().business_zone
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            moment = datetime.combine(day, time.min, tzinfo=UTC)
+            if end:
+                day += timedelta(days=1)
+            moment = datetime.combine(day, time.min, tzinfo=zone)
         else:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=zone)
         # Comparing before converting: astimezone itself overflows at year 1 or 9999.
         in_range = EARLIEST <= moment <= LATEST
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise InvalidInput(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 datetime") from exc
     if not in_range:
         raise InvalidInput(f"{name} must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
-    return moment + timedelta(days=1) if end and len(text) == 10 else moment
+    return moment.astimezone(UTC)

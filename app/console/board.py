@@ -66,7 +66,7 @@ def board_filters(
             raise InvalidInput(f"{name} must be a number")
         ids[name] = int(raw) if raw else None
     first, last = _day(from_, "from"), _day(to, "to")
-    zone = console_zone()  # a day is the console's day (CONSOLE_TIMEZONE)
+    zone = console_zone()  # a day is the business day (BUSINESS_TIMEZONE)
     return OrderFilters(
         statuses=statuses,
         store_id=ids["store"],

@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -20,10 +21,12 @@ from app.console.render import (
     text,
 )
 from app.console.session import ConsoleUser
+from app.core.config import get_settings
 from app.core.errors import Forbidden, InvalidInput, ZarizError
 from app.db.models import FINAL_STATUSES, OrderStatus, Role
 from app.schemas.common import MAX_ID
-from app.schemas.orders import OrderCreate, OrderUpdate
+from app.schemas.orders import OrderCreate, OrderRead, OrderUpdate
+from app.schemas.windows import WINDOW_FIELDS
 from app.services import actors, dispatch_board
 from app.services import order_lifecycle as lifecycle
 from app.services import orders as orders_service
@@ -51,6 +54,47 @@ ORDER_FIELDS = (
     "notes",
     "boxes_count",
 )
+# The window inputs are datetime-local: wall-clock times in the business time zone.
+WINDOW_INPUTS = (
+    ("pickup_after", "Pickup from"),
+    ("pickup_before", "Pickup by"),
+    ("deliver_after", "Deliver from"),
+    ("deliver_before", "Deliver by"),
+)
+
+
+def _zone_name() -> str:
+    return get_settings().business_timezone
+
+
+def windows_in(values: dict[str, str]) -> dict[str, str]:
+    """The form's wall-clock window times as aware ISO datetimes in the business time zone.
+
+    A value that does not parse is passed on as typed, for the schema to refuse by name.
+    """
+    zone = get_settings().business_zone
+    out: dict[str, str] = {}
+    for name in WINDOW_FIELDS:
+        raw = values.get(name, "").strip()
+        try:
+            moment = datetime.fromisoformat(raw) if raw else None
+        except ValueError:
+            out[name] = raw
+            continue
+        if moment is not None and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone)
+        out[name] = moment.isoformat() if moment else ""
+    return out
+
+
+def windows_out(read: OrderRead) -> dict[str, str]:
+    zone = get_settings().business_zone
+    return {
+        name: value.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds")
+        if (value := getattr(read, name))
+        else ""
+        for name in WINDOW_FIELDS
+    }
 
 
 # The form is rendered with the order's values: a blank optional field means "clear it", which
@@ -102,6 +146,8 @@ def _new_order_page(
         errors=errors or {},
         stores=[s for s in stores if s.status == "active"],
         price=_price(values.get("boxes_count", "1")),
+        window_fields=WINDOW_INPUTS,
+        zone=_zone_name(),
     )
 
 
@@ -125,8 +171,9 @@ def price_preview(
 def create_order(
     request: Request, principal: ConsoleUser, session: SessionDep, form: CheckedForm
 ) -> Response:
-    values = form_values(form, (*ORDER_FIELDS, "store_id", "idempotency_key"))
+    values = form_values(form, (*ORDER_FIELDS, *WINDOW_FIELDS, "store_id", "idempotency_key"))
     data_in: dict[str, Any] = {k: v for k, v in values.items() if v and k in ORDER_FIELDS}
+    data_in.update({k: v for k, v in windows_in(values).items() if v})
     if values.get("store_id"):
         data_in["store_id"] = values["store_id"]
     try:
@@ -155,6 +202,7 @@ def create_order(
         )
     except ZarizError as exc:
         field = "store_id" if exc.status in (403, 404) or "store" in exc.detail else "form"
+        field = next((w for w in WINDOW_FIELDS if exc.detail.startswith(w)), field)
         return _new_order_page(
             request,
             session,
@@ -202,7 +250,8 @@ def _order_page(
     pick = may["assign"] or may["redeliver"]
     couriers = dispatch_board.courier_loads(session, available_only=False) if pick else []
     edit_values = values or {
-        f: "" if getattr(read, f) is None else str(getattr(read, f)) for f in ORDER_FIELDS
+        **{f: "" if getattr(read, f) is None else str(getattr(read, f)) for f in ORDER_FIELDS},
+        **windows_out(read),
     }
     return page(
         request,
@@ -217,6 +266,8 @@ def _order_page(
         couriers=couriers,
         errors=errors or {},
         values=edit_values,
+        window_fields=WINDOW_INPUTS,
+        zone=_zone_name(),
     )
 
 
@@ -344,11 +395,14 @@ def edit(
     session: SessionDep,
     form: CheckedForm,
 ) -> Response:
-    values = form_values(form, (*ORDER_FIELDS, "version"))
+    values = form_values(form, (*ORDER_FIELDS, *WINDOW_FIELDS, "version"))
     # The form shows the current values, so an emptied required field was erased on purpose.
     errors = {f: "Field required" for f in REQUIRED_ON_EDIT if values.get(f) == ""}
+    body = _edit_body({k: v for k, v in values.items() if k not in WINDOW_FIELDS})
+    # An emptied window input clears that end ("" means none for the windows).
+    body.update({k: v for k, v in windows_in(values).items() if k in values})
     try:
-        data = OrderUpdate.model_validate(_edit_body(values))
+        data = OrderUpdate.model_validate(body)
     except ValidationError as exc:
         errors = field_errors(exc) | errors
     if errors:
@@ -362,10 +416,23 @@ def edit(
             status_code=422,
         )
 
-    def run() -> None:
+    try:
         orders_service.update_order(session, principal=principal, order_id=order_id, data=data)
-
-    return _action(request, session, principal, order_id, "edit", run)
+    except ZarizError as exc:
+        if exc.status == 404:
+            raise
+        # A window refusal shows at its field with what was typed; any other beside "Save".
+        field = next((w for w in WINDOW_FIELDS if exc.detail.startswith(w)), "edit")
+        return _order_page(
+            request,
+            session,
+            principal,
+            order_id,
+            errors={field: exc.detail},
+            values=values if field != "edit" else None,
+            status_code=exc.status,
+        )
+    return redirect(request, f"/console/orders/{order_id}")
 
 
 @router.post("/orders/{order_id}/delete", response_class=HTMLResponse)

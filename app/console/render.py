@@ -41,7 +41,7 @@ def _asset_integrity(name: str) -> str:
 
 
 def console_zone() -> ZoneInfo:
-    return ZoneInfo(get_settings().console_timezone)
+    return get_settings().business_zone
 
 
 def _when(value: datetime | None) -> str:

@@ -221,8 +221,13 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = ""
     # Send Strict-Transport-Security on every response (it is always sent over https).
     hsts: bool = False
-    # The console's day (Today, date filters, times shown): an IANA zone such as Asia/Jerusalem.
-    console_timezone: str = "UTC"
+    # The business's day: the `from`/`to` date filters, CSV dates and the console's day and clock.
+    # An IANA zone such as Asia/Jerusalem; storage stays UTC.
+    business_timezone: str = "UTC"
+    # A courier's device time (`occurred_at` on an action) may be at most this far ahead of ours,
+    # and at most this old: anything else is a 422, so it cannot be used to fake times.
+    occurred_at_max_skew_seconds: int = Field(default=120, ge=0, le=3600)
+    occurred_at_max_age_hours: int = Field(default=24, ge=1, le=24 * 14)
 
     @model_validator(mode="before")
     @classmethod
@@ -232,13 +237,13 @@ class Settings(BaseSettings):
             data["cors_origins"] = [o.strip() for o in raw.split(",") if o.strip()]
         return data
 
-    @field_validator("console_timezone")
+    @field_validator("business_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"CONSOLE_TIMEZONE is not a known time zone: {value!r}") from None
+            raise ValueError(f"BUSINESS_TIMEZONE is not a known time zone: {value!r}") from None
         return value
 
     @field_validator("failure_reasons", mode="before")
@@ -274,6 +279,10 @@ class Settings(BaseSettings):
             if reasons:
                 raise ValueError("; ".join(reasons))
         return self
+
+    @property
+    def business_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.business_timezone)
 
     @property
     def is_sqlite(self) -> bool:

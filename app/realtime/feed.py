@@ -84,7 +84,7 @@ def feed(session: Session, *, principal: Principal, after: int, limit: int) -> E
 # None of them is personal, so a courier watching the pool gets them too.
 TOP_LEVEL_ORDER_KEYS = ("pickup_address", "boxes_count", "created_at")
 # Keys of an event's data copied into its message: ids and codes, nothing personal.
-EVENT_DATA_KEYS = ("proof_ids", "reason_code")
+EVENT_DATA_KEYS = ("proof_ids", "reason_code", "late", "pickup_late", "minutes_late")
 
 
 def messages(
@@ -109,11 +109,15 @@ def messages(
             "store_id": event.store_id,
             "courier_id": event.courier_id,
             "status": event.to_status,
+            # The server's time of the event, as DESIGN §6 and the clients have it.
             "occurred_at": event.created_at.isoformat(),
         }
         if event.actor_role is not None:
             # Who caused it by role only (`system` for the worker's auto-release), never by name.
             message["actor_role"] = event.actor_role
+        if event.occurred_at is not None:
+            # When it happened on the courier's device (an offline action synced later).
+            message["device_occurred_at"] = event.occurred_at.isoformat()
         for key in EVENT_DATA_KEYS:
             if event.data and event.data.get(key) is not None:
                 message[key] = event.data[key]

@@ -24,6 +24,14 @@ class EventMessage(BaseModel):
     # The event's own facts, where it has them: the proofs it added or counted, why it failed.
     proof_ids: list[int] | None = None
     reason_code: str | None = None
+    # Window breaches the event recorded: a delivery (or failure) after deliver_before, a
+    # pickup after pickup_before, and by how many whole minutes.
+    late: bool | None = None
+    pickup_late: bool | None = None
+    minutes_late: int | None = None
+    # `occurred_at` above is the server's time of the event (DESIGN §6); this is when it
+    # happened on the courier's device, where an offline courier sent that.
+    device_occurred_at: datetime | None = None
     # Left out (not null) when the viewer may not see the order: a courier watching the pool.
     order: OrderRead | None = None
 

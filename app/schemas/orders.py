@@ -3,9 +3,19 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+)
 
+from app.db.base import utcnow
 from app.schemas.common import MAX_ID, PHONE_CHARS, BlankIsNone, IdInt, ReadModel, RequestModel
+from app.schemas.windows import WindowEnd, is_late, was_delivered_late
 
 Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
@@ -40,6 +50,10 @@ class OrderCreate(RequestModel):
     delivery_address: OptionalAddress = None
     boxes_count: Boxes = 1
     store_id: IdInt | None = None
+    pickup_after: WindowEnd = None
+    pickup_before: WindowEnd = None
+    deliver_after: WindowEnd = None
+    deliver_before: WindowEnd = None
 
 
 class OrderUpdate(RequestModel):
@@ -64,6 +78,11 @@ class OrderUpdate(RequestModel):
     pickup_address: OptionalAddress = None
     delivery_address: OptionalAddress = None
     boxes_count: Boxes | None = None
+    # Absent: unchanged; "" or null: cleared.
+    pickup_after: WindowEnd = None
+    pickup_before: WindowEnd = None
+    deliver_after: WindowEnd = None
+    deliver_before: WindowEnd = None
     version: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
 
 
@@ -71,8 +90,19 @@ class AssignBody(RequestModel):
     courier_id: IdInt
 
 
+# When a courier's action happened on the device (offline, synced later); bounded by the service.
+OccurredAt = Annotated[AwareDatetime | None, BlankIsNone]
+
+
+class CourierActionBody(RequestModel):
+    """Optional body of claim/accept and decline."""
+
+    occurred_at: OccurredAt = None
+
+
 class StatusBody(RequestModel):
     status: Literal["picked_up", "delivered", "failed"]
+    occurred_at: OccurredAt = None
     note: Notes | None = None
     # Free text, as older clients send it; `reason_code` is the structured failure reason.
     reason: Reason | None = None
@@ -126,7 +156,24 @@ class OrderRead(ReadModel):
     failure_reason_code: str | None = None
     recipient_name: str | None = None
     returned_at: datetime | None = None
+    pickup_after: datetime | None = None
+    pickup_before: datetime | None = None
+    deliver_after: datetime | None = None
+    deliver_before: datetime | None = None
     version: int
+
+    # Computed from the clock when the order is rendered, never stored.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def late(self) -> bool:
+        """Past deliver_before and not delivered, failed or canceled."""
+        return is_late(self.status, self.deliver_before, now=utcnow())
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delivered_late(self) -> bool:
+        """Delivered, but after deliver_before."""
+        return was_delivered_late(self.status, self.deliver_before, self.delivered_at)
 
 
 class OrderDeleted(BaseModel):
@@ -146,6 +193,10 @@ class OrderEventRead(ReadModel):
     reason: str | None
     data: dict[str, Any] | None
     created_at: datetime
+    # When it happened on the courier's device, if the courier sent it (offline actions).
+    device_occurred_at: datetime | None = Field(
+        default=None, validation_alias=AliasChoices("device_occurred_at", "occurred_at")
+    )
 
 
 class CourierLoad(BaseModel):

@@ -1,8 +1,11 @@
 """Demo data for `make run`: an admin, two stores with staff, couriers, and sample orders."""
 
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.db.base import utcnow
 from app.db.models import (
     EventType,
     Order,
@@ -79,6 +82,7 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
     _orders(session, store=store, owner=owner, couriers=couriers)
     seed_outcomes(session, store=store, owner=owner, couriers=couriers)
     _after_failures(session, store=store, owner=owner, couriers=couriers)
+    _windowed_orders(session, store=store, owner=owner, couriers=couriers)
     logins = [
         ("admin", admin.email or "", DEMO_PASSWORD),
         ("store", owner.email or "", DEMO_PASSWORD),
@@ -163,3 +167,57 @@ def _after_failures(session: Session, *, store: Store, owner: User, couriers: li
         failed.append(order)
     return_order(session, order_id=failed[0].id, actor=principal)
     redeliver_order(session, order_id=failed[1].id, courier_id=None, actor=principal)
+
+
+def _windowed_orders(session: Session, *, store: Store, owner: User, couriers: list[User]) -> None:
+    """Orders with time windows: one due later today, one late now, one delivered late."""
+    if session.scalar(select(Order.id).where(Order.deliver_before.is_not(None)).limit(1)):
+        return
+    principal = Principal(user=owner, session_id=0, family_id=0, store_ids=(store.id,))
+    now = utcnow()
+    made = []
+    for first, last, street in (("Tamar", "Shani", "Bograshov"), ("Omer", "Adler", "Shenkin")):
+        data = OrderCreate(
+            recipient_first_name=first,
+            recipient_last_name=last,
+            phone="+972 50 555 0177",
+            street=street,
+            building_no="12",
+            pickup_after=now,
+            pickup_before=now + timedelta(hours=1),
+            deliver_after=now + timedelta(minutes=30),
+            deliver_before=now + timedelta(hours=2),
+        )
+        made.append(create_order(session, principal=principal, data=data))
+    # Windows cannot be created in the past: backdate two as if they had been made this morning.
+    for order in made:
+        session.execute(
+            update(Order)
+            .where(Order.id == order.id)
+            .values(
+                pickup_after=now - timedelta(hours=3),
+                pickup_before=now - timedelta(hours=2),
+                deliver_after=now - timedelta(hours=2),
+                deliver_before=now - timedelta(minutes=30),
+            )
+        )
+    session.commit()
+    courier = Principal(user=couriers[1], session_id=0, family_id=0, store_ids=())
+    claim_order(session, order_id=made[1].id, courier=courier)
+    for status in (OrderStatus.PICKED_UP, OrderStatus.DELIVERED):
+        set_status(
+            session, order_id=made[1].id, status=status, note=None, reason=None, actor=courier
+        )
+    # And one on time, due in two hours.
+    create_order(
+        session,
+        principal=principal,
+        data=OrderCreate(
+            recipient_first_name="Lior",
+            recipient_last_name="Peretz",
+            phone="+972 50 555 0178",
+            street="King George",
+            building_no="40",
+            deliver_before=now + timedelta(hours=2),
+        ),
+    )

@@ -1,6 +1,7 @@
 """Recording an order event with its side effects: push jobs and the committed-event signal."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -57,6 +58,7 @@ def record_event(
     actor: Actor | None,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
 ) -> OrderEvent:
     """Adds the event, its push jobs and its signal to the caller's open transaction.
 
@@ -76,6 +78,7 @@ def record_event(
         store_id=order.store_id,
         reason=reason,
         data=data,
+        occurred_at=occurred_at,
         # An order entering or leaving the pool (or changing inside it) is news to the couriers
         # watching the pool, whoever else hears of it.
         pool_change=(before is not None and before.in_pool)

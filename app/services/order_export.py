@@ -5,14 +5,15 @@ import io
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 from functools import partial
 
 import anyio
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.config import Settings
+from app.core.config import Settings, get_settings
 from app.core.errors import ExportTooLarge, TooManyExports
 from app.db.models import Order
 from app.services.auth import Principal
@@ -48,6 +49,12 @@ COLUMNS = [
     "failure_reason",
     "failure_reason_code",
     "recipient_name",
+    "pickup_after",
+    "pickup_before",
+    "deliver_after",
+    "deliver_before",
+    "late",
+    "delivered_late",
     "returned_at",
 ]
 # A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) leaks the
@@ -66,17 +73,21 @@ def neutralise(text: str) -> str:
     return text
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, zone: tzinfo) -> str:
     if value is None:
         return ""
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return neutralise(text)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        # The business's local time, with its offset: what the office reads, still exact.
+        return value.astimezone(zone).isoformat()
+    return neutralise(str(value))
 
 
-def _rows(rows: list[dict[str, object]]) -> str:
+def _rows(rows: list[dict[str, object]], zone: tzinfo = UTC) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerows([_cell(row.get(column)) for column in COLUMNS] for row in rows)
+    writer.writerows([_cell(row.get(column), zone) for column in COLUMNS] for row in rows)
     return buffer.getvalue()
 
 
@@ -139,7 +150,9 @@ def export_page(
         reads, next_cursor = list_orders(
             session, principal=principal, filters=filters, limit=PAGE, cursor=cursor
         )
-    return _rows([read.model_dump() for read in reads]).encode(), next_cursor
+    zone = get_settings().business_zone
+    next_id = next_cursor if isinstance(next_cursor, int) else None  # by id: never a DueCursor
+    return _rows([read.model_dump() for read in reads], zone).encode(), next_id
 
 
 async def export_csv(
@@ -186,7 +199,12 @@ async def open_export(
     filters: OrderFilters,
     settings: Settings,
 ) -> Export:
-    """Checks the bounds of one export (per-user concurrency, size) before anything is sent."""
+    """Checks the bounds of one export (per-user concurrency, size) before anything is sent.
+
+    Newest first whatever `sort` says: the export's pages are of the orders that exist when it
+    starts, which its id keyset makes exact.
+    """
+    filters = replace(filters, by_due=False)
     release = LEASES.acquire(principal.user.id, limit=settings.export_max_per_user)
     try:
         first_cursor = await anyio.to_thread.run_sync(

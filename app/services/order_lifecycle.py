@@ -30,6 +30,7 @@ from app.db.base import utcnow
 from app.db.models import FINAL_STATUSES, EventType, Order, OrderStatus, Role, User, UserStatus
 from app.services.auth import Principal
 from app.services.capacity import lock_and_check_capacity
+from app.services.device_time import checked_occurred_at, window_breaches
 from app.services.events import SYSTEM, Actor, OrderState, record_event
 from app.services.failure_reasons import resolve_failure
 from app.services.orders import scope
@@ -46,6 +47,7 @@ class Change:
     reason: str | None = None
     data: dict[str, Any] | None = None
     capacity_courier_id: int | None = None
+    occurred_at: datetime | None = None  # the device's time of the action, checked
 
 
 Decide = Callable[[Order], Change | None]
@@ -128,27 +130,39 @@ def _attempt(
             actor=principal,
             reason=change.reason,
             data=change.data,
+            occurred_at=change.occurred_at,
         )
         session.commit()
         return updated
     raise Conflict("The order kept changing; try again")
 
 
-def claim_order(session: Session, *, order_id: int, courier: Principal) -> Order:
+def claim_order(
+    session: Session, *, order_id: int, courier: Principal, occurred_at: datetime | None = None
+) -> Order:
     """Claim from the open pool, or accept an assignment: both end `accepted` by this courier."""
     me = courier.user.id
 
-    def decide(order: Order) -> Change | None:
-        accept = Change(
-            values={"status": OrderStatus.ACCEPTED, "courier_id": me, "accepted_at": utcnow()},
+    def accept(order: Order) -> Change:
+        # The device time is checked only once the claim would land: a taken order is a 409.
+        happened = checked_occurred_at(session, order_id=order.id, occurred_at=occurred_at)
+        return Change(
+            values={
+                "status": OrderStatus.ACCEPTED,
+                "courier_id": me,
+                "accepted_at": happened or utcnow(),
+            },
             event_type=EventType.ACCEPTED,
             capacity_courier_id=me,
+            occurred_at=happened,
         )
+
+    def decide(order: Order) -> Change | None:
         if order.courier_id == me:
             if order.status == OrderStatus.ACCEPTED:
                 return None
             if order.status == OrderStatus.ASSIGNED:
-                return accept
+                return accept(order)
             raise InvalidTransition(f"The order is already {order.status}")
         if order.courier_id is not None:
             raise OrderAlreadyTaken("Another courier has taken this order")
@@ -156,18 +170,22 @@ def claim_order(session: Session, *, order_id: int, courier: Principal) -> Order
             raise InvalidTransition(f"The order is {order.status}")
         if get_settings().dispatch_mode != DispatchMode.OPEN:
             raise NotFound("Order not found")  # in assign mode the pool is invisible to couriers
-        return accept
+        return accept(order)
 
     # Unscoped read: an order just taken by someone else must answer 409, not 404.
     return _apply(session, principal=courier, order_id=order_id, decide=decide, scoped=False)
 
 
-def decline_order(session: Session, *, order_id: int, courier: Principal) -> Order:
+def decline_order(
+    session: Session, *, order_id: int, courier: Principal, occurred_at: datetime | None = None
+) -> Order:
     me = courier.user.id
 
     def decide(order: Order) -> Change | None:
         if order.courier_id == me and order.status in (OrderStatus.ASSIGNED, OrderStatus.ACCEPTED):
+            happened = checked_occurred_at(session, order_id=order.id, occurred_at=occurred_at)
             return Change(
+                occurred_at=happened,
                 values={
                     "status": OrderStatus.NEW,
                     "courier_id": None,
@@ -258,6 +276,7 @@ def set_status(
     actor: Principal,
     reason_code: str | None = None,
     recipient_name: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> Order:
     if status not in STATUS_FROM:
         raise InvalidInput("status must be picked_up, delivered or failed")
@@ -278,8 +297,12 @@ def set_status(
             return None
         if order.status != STATUS_FROM[status]:
             raise InvalidTransition(f"A {order.status} order cannot become {status}")
-        values: dict[str, Any] = {"status": status, STATUS_STAMP[status]: now}
+        happened = checked_occurred_at(session, order_id=order.id, occurred_at=occurred_at)
+        # The order's stamp is when it happened: the device's time when the courier sent one.
+        stamp = happened or now
+        values: dict[str, Any] = {"status": status, STATUS_STAMP[status]: stamp}
         data: dict[str, Any] = {"note": note} if note else {}
+        data.update(window_breaches(order, status=status, at=stamp))
         if evidence is not None:
             missing = missing_proofs(
                 evidence.policy,
@@ -303,6 +326,7 @@ def set_status(
             event_type=EventType.STATUS_CHANGED,
             reason=failure.text if failure else note,
             data=data or None,
+            occurred_at=happened,
         )
 
     return _apply(session, principal=actor, order_id=order_id, decide=decide)

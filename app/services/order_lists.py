@@ -12,7 +12,7 @@ from app.db.base import utcnow
 from app.db.models import Role
 from app.schemas.orders import OrderRead
 from app.services.auth import Principal
-from app.services.orders import OrderFilters, list_orders
+from app.services.orders import Cursor, OrderFilters, list_orders
 
 # Rows read per keyset page: each page is one short read transaction and a few hundred KB.
 PAGE = 500
@@ -49,7 +49,7 @@ def _array(
     principal: Principal,
     filters: OrderFilters,
     first: list[OrderRead],
-    cursor: int | None,
+    cursor: Cursor | None,
 ) -> Iterator[bytes]:
     yield b"["
     page, separator = first, b""

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app.db.models import FINAL_STATUSES, Order
+from app.db.base import utcnow
+from app.db.models import FINAL_STATUSES, Order, OrderStatus
 from app.services.auth import Principal
 from app.services.orders import scope
 
@@ -20,6 +21,8 @@ class DaySummary:
     failed: int
     canceled: int
     open_now: int
+    late_now: int  # open orders past their deliver_before, now
+    delivered_late: int  # of the day's deliveries, those after their deliver_before
     per_hour: list[int]  # orders created in each hour of the day, local time, 24 entries
 
 
@@ -42,6 +45,23 @@ def day_summary(session: Session, *, principal: Principal, day: date, zone: Zone
     open_now = session.scalar(
         select(func.count()).select_from(Order).where(visible, Order.status.not_in(FINAL_STATUSES))
     )
+    # The same rule as `late` in the read models (app/schemas/windows.py), as SQL.
+    late_now = session.scalar(
+        select(func.count())
+        .select_from(Order)
+        .where(visible, Order.status.not_in(FINAL_STATUSES), Order.deliver_before < utcnow())
+    )
+    delivered_late = session.scalar(
+        select(func.count())
+        .select_from(Order)
+        .where(
+            visible,
+            Order.status == OrderStatus.DELIVERED,
+            Order.delivered_at >= start,
+            Order.delivered_at < end,
+            Order.delivered_at > Order.deliver_before,
+        )
+    )
     created_at = session.scalars(
         select(Order.created_at).where(visible, Order.created_at >= start, Order.created_at < end)
     ).all()
@@ -55,6 +75,8 @@ def day_summary(session: Session, *, principal: Principal, day: date, zone: Zone
         failed=count_between(Order.failed_at),
         canceled=count_between(Order.canceled_at),
         open_now=int(open_now or 0),
+        late_now=int(late_now or 0),
+        delivered_late=int(delivered_late or 0),
         per_hour=per_hour,
     )
     session.commit()  # end the read

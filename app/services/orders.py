@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from app.db.models import (
     StoreStatus,
 )
 from app.schemas.orders import OrderCreate, OrderRead, OrderUpdate
+from app.schemas.windows import WINDOW_FIELDS, check_windows
 from app.services.auth import Principal
 from app.services.capacity import lock_and_check_capacity
 from app.services.events import OrderState, record_event
@@ -46,6 +47,7 @@ EDITABLE_FIELDS = (
     "pickup_address",
     "delivery_address",
     "boxes_count",
+    *WINDOW_FIELDS,
 )
 
 
@@ -108,6 +110,8 @@ def create_order(
     data: OrderCreate,
     idempotency_key: IdempotencyKey | None = None,
 ) -> Order:
+    windows = {name: getattr(data, name) for name in WINDOW_FIELDS}
+    check_windows(windows, changed=WINDOW_FIELDS, now=utcnow())
     store = _store_for_create(session, principal, data.store_id)
     multiplier, total = price_for(data.boxes_count)
     order = Order(
@@ -128,6 +132,7 @@ def create_order(
         boxes_multiplier=multiplier,
         price_total=total,
         created_by_id=principal.user.id,
+        **windows,
     )
     session.add(order)
     session.flush()
@@ -154,6 +159,39 @@ class OrderFilters:
     q: str | None = None
     # Orders that ended (delivered, failed, canceled) before this are left out; active ones stay.
     finished_since: datetime | None = None
+    due_before: datetime | None = None  # deliver_before <= this (orders without one left out)
+    by_due: bool = False  # sort by deliver_before (none last), then id; else newest first
+
+
+@dataclass(frozen=True)
+class DueCursor:
+    """Where a sort=due page ended: the last row's deliver_before (None: among the undated)."""
+
+    deliver_before: datetime | None
+    id: int
+
+    def encode(self) -> str:
+        # UTC with a Z: no "+" for a client to forget to escape in a query string.
+        stamp = (
+            self.deliver_before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if self.deliver_before
+            else ""
+        )
+        return f"due~{stamp}~{self.id}"
+
+    @classmethod
+    def decode(cls, text: str) -> "DueCursor":
+        try:
+            tag, stamp, id_ = text.split("~")
+            moment = datetime.fromisoformat(stamp) if stamp else None
+            if tag != "due" or (moment is not None and moment.tzinfo is None):
+                raise ValueError(text)
+            return cls(deliver_before=moment, id=int(id_))
+        except ValueError as exc:
+            raise InvalidInput("cursor is not a cursor this list gave out") from exc
+
+
+Cursor = int | DueCursor
 
 
 def _escape_like(text: str) -> str:
@@ -172,6 +210,8 @@ def filtered(principal: Principal, filters: OrderFilters) -> Select[Order]:
         query = query.where(Order.created_at >= filters.created_from)
     if filters.created_to is not None:
         query = query.where(Order.created_at < filters.created_to)
+    if filters.due_before is not None:
+        query = query.where(Order.deliver_before <= filters.due_before)
     if filters.finished_since is not None:
         finished_at = func.coalesce(Order.delivered_at, Order.failed_at, Order.canceled_at)
         query = query.where(
@@ -204,24 +244,50 @@ def list_orders(
     principal: Principal,
     filters: OrderFilters,
     limit: int,
-    cursor: int | None,
-) -> tuple[list[OrderRead], int | None]:
+    cursor: Cursor | None,
+) -> tuple[list[OrderRead], Cursor | None]:
     """Newest first by id (keyset): rows inserted while paging never shift later pages.
+
+    With `by_due`, by (deliver_before, id) with the undated last, and the cursor is the last
+    row's pair: keyset too, so paging stays exact while orders are added or edited elsewhere.
 
     One query: the page and its store and courier names together. The named exception to
     "services return ORM objects, routes render them with *_read helpers": rows become read
     models here, without ever becoming Order objects, because this is the hot path.
     """
     query = filtered(principal, filters)
-    if cursor is not None:
-        query = query.where(Order.id < cursor)
-    query = with_names(query).order_by(Order.id.desc()).limit(limit + 1)
-    rows = session.execute(query).all()
+    if filters.by_due:
+        if isinstance(cursor, int):
+            raise InvalidInput("cursor is not a cursor of a sort=due list")
+        if cursor is not None:
+            query = query.where(_after_due(cursor))
+        # Undated last on both databases (Postgres's ASC default already; SQLite's needs saying).
+        order_by = [Order.deliver_before.asc().nulls_last(), Order.id]
+    else:
+        if isinstance(cursor, DueCursor):
+            raise InvalidInput("cursor is a sort=due cursor; send sort=due with it")
+        if cursor is not None:
+            query = query.where(Order.id < cursor)
+        order_by = [Order.id.desc()]
+    rows = session.execute(with_names(query).order_by(*order_by).limit(limit + 1)).all()
     # End the read here, in the request's worker thread: the connection goes back to the pool
     # now, and closing the session afterwards needs no thread of its own.
     session.commit()
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    next_cursor: Cursor | None = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = DueCursor(last.deliver_before, last.id) if filters.by_due else last.id
     return reads_from_rows(rows[:limit]), next_cursor
+
+
+def _after_due(cursor: DueCursor) -> ColumnElement[bool]:
+    if cursor.deliver_before is None:
+        return and_(Order.deliver_before.is_(None), Order.id > cursor.id)
+    return or_(
+        Order.deliver_before > cursor.deliver_before,
+        and_(Order.deliver_before == cursor.deliver_before, Order.id > cursor.id),
+        Order.deliver_before.is_(None),
+    )
 
 
 def timeline(session: Session, *, principal: Principal, order_id: int) -> Sequence[OrderEvent]:
@@ -260,6 +326,11 @@ def update_order(
     changes = {k: v for k, v in changes.items() if getattr(order, k) != v}
     if not changes:
         return order
+    windows_changed = [name for name in WINDOW_FIELDS if name in changes]
+    if windows_changed:
+        # Checked against the stored ends: a new deadline must still fit the pickup window.
+        merged = {name: changes.get(name, getattr(order, name)) for name in WINDOW_FIELDS}
+        check_windows(merged, changed=windows_changed, now=utcnow())
     if "boxes_count" in changes:
         changes["boxes_multiplier"], changes["price_total"] = price_for(changes["boxes_count"])
         grows = changes["boxes_count"] > order.boxes_count
@@ -301,10 +372,17 @@ def update_order(
         before=before,
         type=EventType.UPDATED,
         actor=principal,
-        data={"changed": sorted(changes), "previous": {k: previous[k] for k in sorted(previous)}},
+        data={
+            "changed": sorted(changes),
+            "previous": {k: _json_value(previous[k]) for k in sorted(previous)},
+        },
     )
     session.commit()
     return updated
+
+
+def _json_value(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def delete_order(session: Session, *, principal: Principal, order_id: int) -> Order:

@@ -1,6 +1,7 @@
 """Order endpoints: create, list, read, timeline, export, every transition, edit, delete."""
 
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
@@ -27,10 +28,11 @@ from app.api.streaming import BoundedStreamingResponse
 from app.core.config import get_settings
 from app.core.errors import InvalidInput
 from app.db.models import OrderStatus, Role
-from app.schemas.common import Text
+from app.schemas.common import MAX_ID, Text
 from app.schemas.orders import (
     AssignBody,
     CancelBody,
+    CourierActionBody,
     OrderCreate,
     OrderDeleted,
     OrderEventRead,
@@ -94,6 +96,24 @@ IdQ = QueryId
 FromQ = Annotated[Text | None, Query(alias="from", description="date or datetime")]
 ToQ = Annotated[Text | None, Query(alias="to", description="date (whole day) or datetime")]
 SearchQ = Annotated[Text | None, Query(max_length=100, description="recipient name or phone")]
+DueQ = Annotated[
+    Text | None,
+    Query(description="orders whose deliver_before is at or before this date or datetime"),
+]
+SortQ = Annotated[
+    Literal["created", "due"] | None,
+    Query(
+        description="`created` (default): newest first; `due`: by deliver_before, soonest "
+        "first, orders without one last, then by id. Pages of either sort are keyset cursors."
+    ),
+]
+CursorQ = Annotated[
+    Text | None,
+    Query(
+        max_length=100,
+        description="from X-Next-Cursor: an order id, or the opaque cursor of a sort=due list",
+    ),
+]
 
 
 async def order_filters(
@@ -105,6 +125,8 @@ async def order_filters(
     created_from: FromQ = None,
     created_to: ToQ = None,
     q: SearchQ = None,
+    due_before: DueQ = None,
+    sort: SortQ = None,
 ) -> OrderFilters:
     """The filters shared by the list and the CSV export (async: parsing only, no thread hop)."""
     statuses = tuple(s.strip() for raw in status or [] for s in raw.split(",") if s.strip())
@@ -119,7 +141,27 @@ async def order_filters(
         created_from=date_bound(created_from, "from", end=False),
         created_to=date_bound(created_to, "to", end=True),
         q=q.strip() if q and q.strip() else None,
+        due_before=_due_bound(due_before),
+        by_due=sort == "due",
     )
+
+
+def _due_bound(value: str | None) -> datetime | None:
+    """deliver_before <= this; a date means up to the end of that business day."""
+    moment = date_bound(value, "due_before", end=True)
+    if moment is not None and value is not None and len(value.strip()) == 10:
+        return moment - timedelta(microseconds=1)  # the next midnight itself is the next day
+    return moment
+
+
+def parse_cursor(raw: str | None, filters: OrderFilters) -> orders_service.Cursor | None:
+    if raw is None or not raw.strip():
+        return None
+    if filters.by_due:
+        return orders_service.DueCursor.decode(raw.strip())
+    if not raw.strip().isascii() or not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_ID:
+        raise InvalidInput("cursor must be an order id from X-Next-Cursor")
+    return int(raw)
 
 
 FiltersDep = Annotated[OrderFilters, Depends(order_filters)]
@@ -157,7 +199,7 @@ def list_orders(
     session: SessionDep,
     filters: FiltersDep,
     limit: Annotated[int | None, Query(ge=1, le=500)] = None,
-    cursor: QueryId = None,
+    cursor: CursorQ = None,
 ) -> Response:
     if limit is None and cursor is None:
         # The real clients neither send limit nor follow cursors, and the iOS app deletes the
@@ -167,13 +209,22 @@ def list_orders(
             media_type="application/json",
         )
     reads, next_cursor = orders_service.list_orders(
-        session, principal=principal, filters=filters, limit=limit or PAGE_SIZE, cursor=cursor
+        session,
+        principal=principal,
+        filters=filters,
+        limit=limit or PAGE_SIZE,
+        cursor=parse_cursor(cursor, filters),
     )
     response = Response(ORDER_LIST.dump_json(reads), media_type="application/json")
     if next_cursor is not None:
+        token = (
+            next_cursor.encode()
+            if isinstance(next_cursor, orders_service.DueCursor)
+            else str(next_cursor)
+        )
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-        url = f"{request.url.path}?{urlencode([*params, ('cursor', str(next_cursor))])}"
-        response.headers["X-Next-Cursor"] = str(next_cursor)
+        url = f"{request.url.path}?{urlencode([*params, ('cursor', token)])}"
+        response.headers["X-Next-Cursor"] = token
         response.headers["Link"] = f'<{url}>; rel="next"'
     return response
 
@@ -219,25 +270,51 @@ def order_events(
     return [OrderEventRead.model_validate(e) for e in events]
 
 
+# The body is optional: the apps send none; an offline app sends {"occurred_at": ...}.
+ActionBody = Annotated[CourierActionBody | None, Body()]
+
+
 @router.post("/{order_id}/claim", response_model=OrderRead, responses=ACTION_ERRORS)
 def claim(
-    order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
+    order_id: PathId,
+    courier: CourierUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    body: ActionBody = None,
 ) -> Response:
-    return idem.order(lambda: lifecycle.claim_order(session, order_id=order_id, courier=courier))
+    occurred_at = body.occurred_at if body else None
+    return idem.order(
+        lambda: lifecycle.claim_order(
+            session, order_id=order_id, courier=courier, occurred_at=occurred_at
+        )
+    )
 
 
 @router.post("/{order_id}/accept", response_model=OrderRead, responses=ACTION_ERRORS)
 def accept(
-    order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
+    order_id: PathId,
+    courier: CourierUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    body: ActionBody = None,
 ) -> Response:
-    return claim(order_id, courier, session, idem)
+    return claim(order_id, courier, session, idem, body)
 
 
 @router.post("/{order_id}/decline", response_model=OrderRead, responses=ACTION_ERRORS)
 def decline(
-    order_id: PathId, courier: CourierUser, session: SessionDep, idem: IdempotencyDep
+    order_id: PathId,
+    courier: CourierUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    body: ActionBody = None,
 ) -> Response:
-    return idem.order(lambda: lifecycle.decline_order(session, order_id=order_id, courier=courier))
+    occurred_at = body.occurred_at if body else None
+    return idem.order(
+        lambda: lifecycle.decline_order(
+            session, order_id=order_id, courier=courier, occurred_at=occurred_at
+        )
+    )
 
 
 @router.post("/{order_id}/assign", response_model=OrderRead, responses=ACTION_ERRORS)
@@ -276,6 +353,7 @@ def change_status(
             actor=principal,
             reason_code=body.reason_code,
             recipient_name=body.recipient_name,
+            occurred_at=body.occurred_at,
         )
     )
 

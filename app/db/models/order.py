@@ -44,6 +44,8 @@ class Order(IdMixin, TimestampMixin, Base):
         undeleted_index("orders_store_id_id_idx", "store_id", "id"),
         undeleted_index("orders_courier_id_status_idx", "courier_id", "status"),
         Index("orders_created_at_idx", "created_at"),
+        # due_before= and sort=due walk the delivery deadlines.
+        undeleted_index("orders_deliver_before_id_idx", "deliver_before", "id"),
     )
 
     store_id: Mapped[int] = mapped_column(BigId, ForeignKey("stores.id"))
@@ -78,5 +80,11 @@ class Order(IdMixin, TimestampMixin, Base):
     recipient_name: Mapped[str | None] = mapped_column(String(200))
     # A failed order handed back to its store: it stays failed and can no longer be redelivered.
     returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Time windows (UTC): when the order may be picked up and must be delivered. `late` in the
+    # read models is computed from deliver_before and the clock, never stored.
+    pickup_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pickup_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deliver_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deliver_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

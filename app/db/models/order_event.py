@@ -58,6 +58,9 @@ class OrderEvent(IdMixin, Base):
     reason: Mapped[str | None] = mapped_column(String(500))
     data: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When it happened on the courier's device (an offline action synced later), as the courier
+    # sent it, bounded; created_at stays the server's time of recording.
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Denormalised for scoping without a join: the order's store, the courier who held it
     # before the event (so a courier hears that an order left them), and whether the event
     # touches the pool of unassigned orders that open-mode couriers watch.
