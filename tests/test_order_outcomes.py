@@ -1,5 +1,7 @@
 """After a failure: redeliver and return; courier duty; the release of stale accepted orders."""
 
+import csv as stdlib_csv
+import io
 from datetime import timedelta
 
 import pytest
@@ -214,10 +216,9 @@ class TestReturn:
         assert [o["returned_at"] is not None for o in listed if o["id"] == order.id] == [True]
         csv = client.get("/v1/orders/export.csv", headers=world.h_admin)
         assert csv.status_code == 200
-        header, *rows = csv.text.splitlines()
-        column = header.split(",").index("returned_at")
-        row = next(r for r in rows if r.split(",")[0] == str(order.id))
-        assert row.split(",")[column]
+        rows = stdlib_csv.DictReader(io.StringIO(csv.text.lstrip("\ufeff")))
+        (row,) = [r for r in rows if r["id"] == str(order.id)]
+        assert row["returned_at"]
 
 
 # --- duty --------------------------------------------------------------------------------------
