@@ -35,9 +35,17 @@ def upgrade() -> None:
         )
         if available:
             op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            # The operator class lives in the extension's schema, which need not be on this
+            # connection's search_path (a database migrated into a second schema).
+            schema = bind.scalar(
+                sa.text(
+                    "SELECT n.nspname FROM pg_extension e "
+                    "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
+                )
+            )
             op.execute(
                 f"CREATE INDEX IF NOT EXISTS {TRIGRAM_INDEX} ON orders "
-                "USING gin (phone_digits gin_trgm_ops) WHERE deleted_at IS NULL"
+                f'USING gin (phone_digits "{schema}".gin_trgm_ops) WHERE deleted_at IS NULL'
             )
     else:
         op.execute(f"UPDATE orders SET phone_digits = {SQLITE_DIGITS}")  # noqa: S608 (constants)
