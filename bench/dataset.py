@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from app.core.config import Settings
 from app.core.security import create_access_token, hash_password
 from app.db.migrations import alembic_config
+from app.db.models.order import digits_of
 
 N_STORES = 50
 N_COURIERS = 500
@@ -263,6 +264,7 @@ def load(url: str, settings: Settings, *, seed: int = 7) -> Dataset:
         updated = ev[-1][6]
         if status == "new":
             ds.pool_order_ids.append(oid)
+        phone = _phone(rng)
         orders.append(
             (
                 oid,
@@ -273,7 +275,7 @@ def load(url: str, settings: Settings, *, seed: int = 7) -> Dataset:
                 f"{street} {building}",
                 first,
                 last,
-                _phone(rng),
+                phone,
                 street,
                 building,
                 None,
@@ -295,6 +297,7 @@ def load(url: str, settings: Settings, *, seed: int = 7) -> Dataset:
                 None,
                 created,
                 updated,
+                digits_of(phone),
             )
         )
         for type_, from_s, to_s, cid, prev, pool, at in ev:
@@ -336,6 +339,7 @@ def load(url: str, settings: Settings, *, seed: int = 7) -> Dataset:
         "deleted_at",
         "created_at",
         "updated_at",
+        "phone_digits",
     ]
     event_cols = [
         "order_id",
@@ -476,10 +480,10 @@ def add_pool_orders(url: str, *, store_id: int, count: int, boxes: int) -> list[
             rows = conn.execute(
                 text(
                     "INSERT INTO orders (store_id, status, pickup_address, delivery_address, "
-                    "recipient_first_name, recipient_last_name, phone, street, building_no, "
-                    "boxes_count, boxes_multiplier, price_total) "
+                    "recipient_first_name, recipient_last_name, phone, phone_digits, street, "
+                    "building_no, boxes_count, boxes_multiplier, price_total) "
                     "SELECT :store, 'new', 'Market St', 'Herzl 1', 'Storm', 'Order', "
-                    "'050-1234567', 'Herzl', '1', :boxes, 1, 35 "
+                    "'050-1234567', '0501234567', 'Herzl', '1', :boxes, 1, 35 "
                     "FROM generate_series(1, :n) RETURNING id"
                 ),
                 {"store": store_id, "boxes": boxes, "n": count},

@@ -13,13 +13,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, create_engine, select
+from sqlalchemy import Select, create_engine, func, or_, select
 
 from app.db.models import Order, OrderEvent, Role, User
 from app.realtime.feed import viewer_of
 from app.services.auth import Principal
 from app.services.order_views import with_names
-from app.services.orders import OrderFilters, filtered
+from app.services.orders import OrderFilters, filtered, with_id_bounds
 from app.services.visibility import event_scope
 
 SCAN = re.compile(
@@ -34,8 +34,11 @@ def principal(user_id: int, role: Role, store_ids: tuple[int, ...] = ()) -> Prin
     )
 
 
-def page(who: Principal, filters: OrderFilters, limit: int = 100) -> Select[Any]:
-    # What services.orders.list_orders executes for the first page.
+def page(who: Principal, filters: OrderFilters, limit: int = 100, conn: Any = None) -> Select[Any]:
+    # What services.orders.list_orders executes for the first page (with the id bounds it reads
+    # first for a date range).
+    if conn is not None:
+        filters = with_id_bounds(conn, filters)
     return with_names(filtered(who, filters)).order_by(Order.id.desc()).limit(limit + 1)
 
 
@@ -65,9 +68,42 @@ def shapes(conn: Any) -> list[tuple[str, Select[Any]]]:
             "admin, store_id + status",
             page(admin, OrderFilters(store_id=busy_store, statuses=("delivered",))),
         ),
-        ("admin, date range (one week, a week ago)", page(admin, week)),
+        ("admin, date range (one week, a week ago)", page(admin, week, conn=conn)),
+        (
+            "admin, date range 50-55 days ago",
+            page(
+                admin,
+                OrderFilters(
+                    created_from=now - timedelta(days=55), created_to=now - timedelta(days=50)
+                ),
+                conn=conn,
+            ),
+        ),
         ("admin, q=cohen (name/phone search)", page(admin, OrderFilters(q="cohen"))),
+        (
+            "before issue 12: date range 50-55 days ago, created_at filter alone",
+            page(admin, OrderFilters()).where(
+                Order.created_at >= now - timedelta(days=55),
+                Order.created_at < now - timedelta(days=50),
+            ),
+        ),
         ("admin, q=4567 (phone digits)", page(admin, OrderFilters(q="4567"))),
+        (
+            "before issue 12: q=4567 as replace() of the typed phone, OR the name terms",
+            page(admin, OrderFilters()).where(
+                or_(
+                    func.lower(Order.recipient_first_name).like("%4567%"),
+                    func.lower(Order.recipient_last_name).like("%4567%"),
+                    func.lower(Order.recipient_first_name + " " + Order.recipient_last_name).like(
+                        "%4567%"
+                    ),
+                    Order.phone.like("%4567%"),
+                    func.replace(
+                        func.replace(func.replace(Order.phone, "-", ""), " ", ""), "+", ""
+                    ).like("%4567%"),
+                )
+            ),
+        ),
         (
             "events feed: courier, after = last - 2000",
             select(OrderEvent)

@@ -29,6 +29,13 @@ EVENTS_SQL = text(
     "AND (order_events.courier_id = :courier OR order_events.prev_courier_id = :courier "
     "OR order_events.pool_change IS true) ORDER BY order_events.id LIMIT :limit"
 )
+# A store's complete list (GET /v1/orders without limit as its owner): every undeleted order
+# with the store's and the courier's names, newest first.
+STORE_ORDERS_SQL = text(
+    "SELECT orders.*, stores.name AS store_name, users.name AS courier_name FROM orders "
+    "JOIN stores ON stores.id = orders.store_id LEFT JOIN users ON users.id = orders.courier_id "
+    "WHERE orders.store_id = :store AND orders.deleted_at IS NULL ORDER BY orders.id DESC"
+)
 # The claim's WHERE repeats its preconditions, as Zariz's does; no capacity check, no event.
 CLAIM_SQL = text(
     "UPDATE orders SET status = 'accepted', courier_id = :courier, accepted_at = now(), "
@@ -70,6 +77,13 @@ def create_app() -> FastAPI:
             rows = conn.execute(EVENTS_SQL, {"courier": courier_id, "after": after, "limit": limit})
             out = [{k: _plain(v) for k, v in row._mapping.items()} for row in rows]
         return JSONResponse({"events": out, "last_event_id": out[-1]["id"] if out else after})
+
+    @app.get("/ref/store_orders")
+    def store_orders(store_id: int) -> JSONResponse:
+        with engine.connect() as conn:
+            rows = conn.execute(STORE_ORDERS_SQL, {"store": store_id})
+            out = [{k: _plain(v) for k, v in row._mapping.items()} for row in rows]
+        return JSONResponse(out)
 
     @app.post("/ref/claim/{order_id}")
     def claim(order_id: int, courier_id: int) -> JSONResponse:

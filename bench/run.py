@@ -1,6 +1,6 @@
 """`make bench`: Zariz on Postgres against the reference ceiling, one scenario after another.
 
-    python -m bench.run [--quick] [--profile SECONDS] [--keep-db]
+    python -m bench.run [--quick] [--profile SECONDS] [--keep-db] [--workers N]
 
 BENCH_ADMIN_URL names a Postgres server to create the scratch database on (default: the local
 one as user postgres). The summary goes to stdout and bench/results/latest.md.
@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench import dataset, scenarios, servers
+from bench import costs, dataset, scenarios, servers
 from bench.explain_orders import explain
 from bench.loadgen import Req, Result, closed_loop_python, closed_loop_wrk, open_loop, wrk_path
 from bench.profile import profile_worker
@@ -34,7 +34,8 @@ WORKERS = 2
 
 @dataclass
 class Plan:
-    open_rate: float = 300.0
+    # 10,000 couriers polling every 30 s.
+    open_rate: float = 333.0
     open_seconds: float = 20.0
     sat_seconds: float = 10.0
     sat_rounds: int = 3
@@ -45,6 +46,8 @@ class Plan:
     storm_couriers: int = 1000
     storm_orders: int = 200
     create_seconds: float = 12.0
+    cost_requests: int = 400
+    whole_list_seconds: float = 10.0
 
     @classmethod
     def quick(cls) -> "Plan":
@@ -55,6 +58,8 @@ class Plan:
             dashboard_seconds=4,
             storm_rounds=1,
             create_seconds=4,
+            cost_requests=150,
+            whole_list_seconds=4,
         )
 
 
@@ -76,6 +81,7 @@ class Row:
 @dataclass
 class Report:
     rows: list[Row] = field(default_factory=list)
+    cpu: list[costs.Cost] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
 
@@ -122,6 +128,17 @@ class Report:
                 f"| {r.p95:.1f} | {r.p99:.1f} | {r.errors}/{r.requests} | {r.ratio} | {r.note} |"
             )
         out = "\n".join(lines)
+        if self.cpu:
+            out += (
+                "\n\nCPU per request (API processes' CPU / sequential requests on one "
+                "keep-alive connection; median of 3 blocks):\n\n"
+                "| request | server | status | CPU ms | blocks |\n|---|---|---:|---:|---|\n"
+            )
+            out += "\n".join(
+                f"| {c.name} | {c.target} | {c.status} | {c.ms:.2f} | "
+                f"{', '.join(f'{b:.2f}' for b in c.blocks)} |"
+                for c in self.cpu
+            )
         if self.checks:
             out += "\n\nChecks:\n" + "\n".join(f"- {c}" for c in self.checks)
         if self.notes:
@@ -382,6 +399,92 @@ def scenario_create(report: Report, z: servers.Server, ds: dataset.Dataset, plan
     )
 
 
+def scenario_costs(
+    report: Report, z: servers.Server, ref: servers.Server, ds: dataset.Dataset, plan: Plan
+) -> None:
+    print("\n[6] CPU per request", flush=True)
+    courier, token = next(iter(ds.courier_tokens.items()))
+    auth = scenarios.bearer(token)
+    n = plan.cost_requests
+    lst = f"/v1/orders?limit={plan.poll_limit}"
+    # A losing claim: an order another courier holds already.
+    (taken,) = dataset.add_pool_orders(ds.url, store_id=ds.store_ids[1], count=1, boxes=1)
+    other = list(ds.courier_tokens.values())[1]
+    won = httpx.post(f"{z.base_url}/v1/orders/{taken}/claim", headers=scenarios.bearer(other))
+    ref_claim = f"/ref/claim/{taken}?courier_id={courier}"
+    for cost in (
+        costs.cpu_per_request(z, "GET /v1/auth/me", "GET", "/v1/auth/me", auth, n=n),
+        costs.cpu_per_request(z, f"GET {lst} (courier)", "GET", lst, auth, n=n),
+        costs.cpu_per_request(
+            ref,
+            f"GET {lst} (courier)",
+            "GET",
+            f"/ref/orders?courier_id={courier}&limit={plan.poll_limit}",
+            {},
+            n=n,
+        ),
+        costs.cpu_per_request(
+            z,
+            f"GET {lst}, unchanged (If-None-Match)",
+            "GET",
+            lst,
+            auth,
+            n=n,
+            prepare=costs.if_none_match,
+        ),
+        costs.cpu_per_request(
+            z,
+            "GET /v1/events, unchanged (If-None-Match)",
+            "GET",
+            f"/v1/events?after={max(0, ds.counts['order_events'] - 2000)}",
+            auth,
+            n=n,
+            prepare=costs.if_none_match,
+        ),
+        costs.cpu_per_request(
+            z, "losing claim (409)", "POST", f"/v1/orders/{taken}/claim", auth, n=n
+        ),
+        costs.cpu_per_request(ref, "losing claim (409)", "POST", ref_claim, {}, n=n),
+    ):
+        report.cpu.append(cost)
+        print(f"  {cost.name:44} {cost.target:9} {cost.status} {cost.ms:.2f} ms", flush=True)
+    report.check(f"the losing claims' order was won once first: {won.status_code}")
+
+
+def scenario_whole_list(
+    report: Report, z: servers.Server, ref: servers.Server, ds: dataset.Dataset, plan: Plan
+) -> None:
+    print("\n[7] whole list: a store's orders without limit", flush=True)
+    store = ds.store_ids[-1]
+    auth = scenarios.bearer(ds.store_tokens[store])
+    costs.whole_list(z, "/v1/orders", auth, 1)  # warm
+    costs.whole_list(ref, f"/ref/store_orders?store_id={store}", {}, 1)
+    zr, zrows, zerr, zlat = costs.whole_list(z, "/v1/orders", auth, plan.whole_list_seconds)
+    rr, rrows, rerr, rlat = costs.whole_list(
+        ref, f"/ref/store_orders?store_id={store}", {}, plan.whole_list_seconds
+    )
+    name = "7 a store's whole list (no limit), 4 clients"
+    for target, rate, rows, errors, latencies in (
+        ("zariz", zr, zrows, zerr, zlat),
+        ("reference", rr, rrows, rerr, rlat),
+    ):
+        r = Result(
+            name,
+            requests=len(latencies),
+            errors=errors,
+            duration=plan.whole_list_seconds,
+            latencies_ms=latencies,
+            tool="python, 4 connections",
+        )
+        report.add(
+            name,
+            target,
+            r,
+            ratio=pct(zr / rr) if target == "zariz" and rr else "",
+            note=f"{rows} rows per list, {rate * rows:.0f} rows/s",
+        )
+
+
 def scenario_pending(
     report: Report, z: servers.Server, ds: dataset.Dataset, admin_url: str
 ) -> None:
@@ -421,6 +524,9 @@ def main() -> int:
         "--profile", type=float, default=0, metavar="SECONDS", help="py-spy one Zariz worker"
     )
     parser.add_argument("--keep-db", action="store_true", help="leave the scratch database behind")
+    parser.add_argument(
+        "--workers", type=int, default=WORKERS, help="API processes of Zariz and the ceiling"
+    )
     args = parser.parse_args()
     plan = Plan.quick() if args.quick else Plan()
     admin_url = os.environ.get(
@@ -430,6 +536,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = Report()
     started = time.monotonic()
+    load_start = os.getloadavg()
 
     print(f"scratch database {db_name}: migrating and loading ...", flush=True)
     url = dataset.create_database(admin_url, db_name)
@@ -464,15 +571,23 @@ def main() -> int:
             "THREADPOOL_SIZE": os.environ.get("BENCH_THREADPOOL_SIZE", "6"),
             "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
         }
+        if args.workers > 1:
+            # `zariz serve` refuses several production processes with per-process login
+            # counters; the bench logs in through the API only in the SSE bench.
+            env["RATE_LIMIT_STORAGE"] = os.environ.get(
+                "BENCH_RATE_LIMIT_STORAGE", "redis://127.0.0.1:6379/11"
+            )
         zariz = str(Path(sys.executable).parent / "zariz")
-        z = servers.start("zariz", [zariz, "serve"], env, RESULTS / "zariz.log", workers=WORKERS)
+        z = servers.start(
+            "zariz", [zariz, "serve"], env, RESULTS / "zariz.log", workers=args.workers
+        )
         running.append(z)
         ref = servers.start(
             "reference",
             [sys.executable, "-m", "bench.reference_app"],
             env,
             RESULTS / "reference.log",
-            workers=WORKERS,
+            workers=args.workers,
         )
         running.append(ref)
         has_worker = (
@@ -497,6 +612,8 @@ def main() -> int:
             scenario_dashboard(report, z, ds, plan)
             scenario_storm(report, z, ref, ds, plan, racers)
             scenario_create(report, z, ds, plan)
+            scenario_whole_list(report, z, ref, ds, plan)
+            scenario_costs(report, z, ref, ds, plan)
         report.check(
             f"peak RSS per API process: zariz {rss.peak['zariz']:.0f} MB, "
             f"reference {rss.peak['reference']:.0f} MB"
@@ -509,6 +626,12 @@ def main() -> int:
             dataset.drop_database(admin_url, db_name)
     total = time.monotonic() - started
     report.note(f"total bench time {total:.0f} s on {os.cpu_count()} cores")
+    load_end = os.getloadavg()
+    report.note(
+        f"API processes: {args.workers} per server; load average (1/5/15 min) at the start "
+        f"{'/'.join(f'{x:.1f}' for x in load_start)}, at the end "
+        f"{'/'.join(f'{x:.1f}' for x in load_end)}"
+    )
     table = report.markdown()
     (RESULTS / "latest.md").write_text(
         f"# make bench — {time.strftime('%Y-%m-%d %H:%M')}\n\n{table}"

@@ -40,6 +40,7 @@ from app.core.config import Settings, get_settings  # noqa: E402
 from app.db.migrations import alembic_config  # noqa: E402
 from app.db.session import build_engine  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.services.principal_cache import principals  # noqa: E402
 
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
 pytest_plugins = ["tests.orders_helpers", "tests.live", "tests.sse_live", "tests.s3_server"]
@@ -123,6 +124,9 @@ def db(engine: Engine) -> Iterator[Session]:
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> None:
     ratelimit.reset_all()
+    # Rolled-back tests reuse ids (and so, within a second, identical tokens): no principal
+    # cached by an earlier test may answer for this one.
+    principals.invalidate()
 
 
 def bind_to(application: FastAPI, db: Session) -> FastAPI:

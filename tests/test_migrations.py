@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from app.db.base import Base
+from app.db.migrations import include_object
 from app.db.session import build_engine
 from tests.conftest import _TMP, IS_POSTGRES, TEST_DATABASE_URL, migrate
 
@@ -53,7 +54,10 @@ def test_upgrade_downgrade_upgrade_round_trip(scratch_engine: Engine) -> None:
 def test_models_and_migrations_agree(engine: Engine) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(
-            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_object": include_object}
+            ),
+            Base.metadata,
         )
     assert diff == []
 

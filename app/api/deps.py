@@ -87,10 +87,17 @@ SessionsDep = Annotated[SessionFactory, Depends(get_sessions)]
 bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
 
-def get_principal(session: SessionDep, token: Annotated[str | None, Depends(bearer)]) -> Principal:
+async def get_principal(
+    session: SessionDep, token: Annotated[str | None, Depends(bearer)]
+) -> Principal:
     if not token:
         raise Unauthorized("Missing bearer token")
-    return auth_service.authenticate(session, token)
+    # Async: a caller this process authenticated moments ago costs no threadpool hop and no
+    # database read (app/services/principal_cache.py); only a miss goes to a worker thread.
+    cached = auth_service.cached_principal(session, token)
+    if cached is not None:
+        return cached
+    return await anyio.to_thread.run_sync(auth_service.authenticate, session, token)
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     # How long a missing event id holds back later ones before it is taken for rolled back
     # (see app/realtime/sequencer.py); on Postgres most gaps resolve much sooner.
     sse_gap_grace_seconds: float = 5.0
+    # How long a process may reuse an authenticated caller (user, session, stores) without reading
+    # them again; changes empty the cache at once (docs/performance.md), this is the backstop.
+    # 0 turns the cache off.
+    principal_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     # A fan-out safety net: re-read new events this often even if no notification arrived.
     sse_poll_seconds: float = 5.0
     # How often open streams re-check that their session and user are still live.

@@ -41,6 +41,9 @@ class PgListener:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.connects = 0
+        # True from LISTEN (and the catch-up on_wake after it) until the connection is lost:
+        # what a process caching across notifications checks before it trusts its cache.
+        self.connected = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self._application_name, daemon=True)
@@ -76,13 +79,17 @@ class PgListener:
             self.connects += 1
             if self.connects > 1:
                 log.info("LISTEN %s connection re-established", self._channel)
-            # Catch up on whatever committed while this process was not listening.
-            self._on_wake()
-            last_heard = time.monotonic()
-            while not self._stopping.is_set():
-                for _notify in conn.notifies(timeout=STOP_CHECK_SECONDS):
-                    last_heard = time.monotonic()
-                    self._on_wake()
-                if time.monotonic() - last_heard >= KEEPALIVE_SECONDS:
-                    conn.execute("SELECT 1")
-                    last_heard = time.monotonic()
+            try:
+                # Catch up on whatever committed while this process was not listening.
+                self._on_wake()
+                self.connected = True
+                last_heard = time.monotonic()
+                while not self._stopping.is_set():
+                    for _notify in conn.notifies(timeout=STOP_CHECK_SECONDS):
+                        last_heard = time.monotonic()
+                        self._on_wake()
+                    if time.monotonic() - last_heard >= KEEPALIVE_SECONDS:
+                        conn.execute("SELECT 1")
+                        last_heard = time.monotonic()
+            finally:
+                self.connected = False

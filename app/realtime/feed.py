@@ -66,7 +66,11 @@ def settled_horizon(session: Session, *, grace: float) -> int | None:
     return horizon
 
 
-def feed(session: Session, *, principal: Principal, after: int, limit: int) -> EventFeed:
+def feed_page(
+    session: Session, *, principal: Principal, after: int, limit: int
+) -> tuple[EventFeed, bool]:
+    """The page, and whether it is settled: False when a young gap in the ids held it back, so
+    that the same request may answer more once the gap is older, with nothing committed."""
     viewer = viewer_of(principal)
     horizon = settled_horizon(session, grace=get_settings().sse_gap_grace_seconds)
     events = events_after(session, viewer=viewer, after=after, until=horizon, limit=limit)
@@ -74,10 +78,11 @@ def feed(session: Session, *, principal: Principal, after: int, limit: int) -> E
     # End the read in this worker thread: the connection goes back to the pool before the
     # response is serialized, and closing the session needs no thread of its own.
     session.commit()
-    return EventFeed(
+    page = EventFeed(
         events=[EventMessage.model_validate(m) for m in rendered],
         last_event_id=events[-1].id if events else after,
     )
+    return page, horizon is None
 
 
 # Keys of the order copied to the top level of every message, where the web admin reads them.

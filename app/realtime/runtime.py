@@ -11,31 +11,56 @@ from app.core.config import Settings
 from app.db.listen import PgListener
 from app.db.session import get_sessionmaker, is_postgres
 from app.realtime.hub import Hub
-from app.services import signals
+from app.services import freshness, signals
+from app.services.principal_cache import principals
 
 LISTENER_NAME = "zariz-listener"
+PRINCIPALS_LISTENER_NAME = "zariz-principals-listener"
 
 
 @asynccontextmanager
 async def live_updates(settings: Settings) -> AsyncIterator[Hub]:
     hub = Hub(settings=settings, sessions=get_sessionmaker())
     await hub.start()
-    listener = None
+    listeners: list[PgListener] = []
+
+    def on_events() -> None:
+        freshness.bump()
+        hub.wake()
+
+    def on_changes() -> None:
+        principals.invalidate()
+        freshness.bump()
+
     if is_postgres(settings.database_url):
         listener = PgListener(
             settings.direct_database_url,
             signals.EVENTS,
-            hub.wake,
+            on_events,
             application_name=LISTENER_NAME,
         )
-        listener.start()
+        # Other processes' changes to users, stores, memberships and sessions: this process's
+        # principal cache and list validators are used only while it hears them.
+        changes = PgListener(
+            settings.direct_database_url,
+            signals.PRINCIPALS,
+            on_changes,
+            application_name=PRINCIPALS_LISTENER_NAME,
+        )
+        listeners = [listener, changes]
+        principals.hear_remote(lambda: changes.connected)
+        freshness.hear_remote(lambda: changes.connected and listener.connected)
+        for each in listeners:
+            each.start()
     restore_signals = close_streams_on_exit_signal(hub)
     try:
         yield hub
     finally:
         restore_signals()
-        if listener is not None:
-            await asyncio.to_thread(listener.stop)
+        principals.hear_remote(None)
+        freshness.hear_remote(None)
+        # Together: each takes up to a second to notice, and tests start and stop many apps.
+        await asyncio.gather(*(asyncio.to_thread(each.stop) for each in listeners))
         await hub.stop()
 
 

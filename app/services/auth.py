@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app.core import ratelimit
 from app.core.config import get_settings
@@ -35,6 +35,7 @@ from app.core.security import (
 from app.db.base import utcnow
 from app.db.dml import changed_rows
 from app.db.models import Device, Role, StoreMembership, User, UserSession, UserStatus
+from app.services.principal_cache import principals
 from app.services.users import clean_contacts, new_user, revoke_sessions, store_ids_of
 
 log = logging.getLogger("zariz.auth")
@@ -321,7 +322,10 @@ def change_password(
     new_password: str,
 ) -> None:
     ratelimit.password_attempt(user_id=principal.user.id)
-    user = principal.user
+    # Loaded here, not principal.user: that one is a snapshot other requests may share.
+    user = session.get(User, principal.user.id)
+    if user is None:
+        raise Unauthorized("Account is not active")
     if not verify_password(current_password, user.password_hash):
         raise WrongPassword("Current password is wrong")
     user.password_hash = hash_password(new_password)
@@ -330,13 +334,43 @@ def change_password(
     session.commit()
 
 
+def _snapshot(user: User) -> User:
+    """A detached copy of the loaded user, for the principal: shared by the requests that hit
+    the cache, it must never be the object a session (this request's or a later one's) changes.
+    """
+    columns = inspect(User).column_attrs
+    copy = User(**{attr.key: getattr(user, attr.key) for attr in columns})
+    make_transient_to_detached(copy)
+    return copy
+
+
+def cached_principal(session: Session, token: str) -> Principal | None:
+    """The caller of a token this process authenticated moments ago, reading nothing (or None).
+
+    See app/services/principal_cache.py for why this stays as strict as reading the rows."""
+    ttl = get_settings().principal_cache_seconds
+    if not principals.usable(session, ttl):
+        return None
+    hit = principals.get(token, ttl)
+    return hit if isinstance(hit, Principal) else None
+
+
 def authenticate(session: Session, token: str, *, allow_expired: bool = False) -> Principal:
     """Checks an access token against the database: valid session, active user, current role.
 
     allow_expired (the live stream only): an expired access token is taken as long as its
     session is valid, the session's refresh lifetime included, so a stream lives as long as
-    its session, and a client reconnects with the token it has.
+    its session, and a client reconnects with the token it has. (Never from the cache.)
     """
+    ttl = get_settings().principal_cache_seconds
+    use_cache = not allow_expired and principals.usable(session, ttl)
+    if use_cache:
+        hit = principals.get(token, ttl)
+        if isinstance(hit, Principal):
+            return hit
+    # Taken before the read: a change committed during it empties the cache, and this read,
+    # which may predate the change, is then not stored.
+    epoch = principals.epoch()
     claims = decode_access_token(token, allow_expired=allow_expired)
     # The user as an entity, the session as the columns needed: hydrating a second ORM
     # object on every request cost more than the query.
@@ -359,9 +393,14 @@ def authenticate(session: Session, token: str, *, allow_expired: bool = False) -
     # End the read transaction here: the request may do slow work next, and on SQLite an open
     # transaction holds the write lock (expire_on_commit is off, so the user stays loaded).
     session.commit()
-    return Principal(
-        user=user,
+    principal = Principal(
+        user=_snapshot(user),
         session_id=claims.session_id,
         family_id=family_id or claims.session_id,
         store_ids=store_ids,
     )
+    if use_cache:
+        principals.put(
+            token, principal, token_expires_at=claims.expires_at.timestamp(), epoch=epoch
+        )
+    return principal

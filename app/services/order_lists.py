@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
@@ -19,16 +19,28 @@ PAGE = 500
 _ORDERS = TypeAdapter(list[OrderRead])
 
 
-def complete_filters(principal: Principal, filters: OrderFilters) -> OrderFilters:
+def history_since() -> datetime:
+    """Where a courier's recent history starts, on a whole minute: the list changes with the
+    clock only once a minute, and its ETag (which carries this) with it."""
+    since = utcnow() - timedelta(days=get_settings().courier_history_days)
+    return since.replace(second=0, microsecond=0)
+
+
+def complete_filters(
+    principal: Principal, filters: OrderFilters, *, since: datetime | None = None
+) -> OrderFilters:
     """A courier's complete list is their active orders, the pool and their recent history."""
     if principal.role != Role.COURIER:
         return filters
-    since = utcnow() - timedelta(days=get_settings().courier_history_days)
-    return replace(filters, finished_since=since)
+    return replace(filters, finished_since=since or history_since())
 
 
 def complete_list(
-    session: Session, *, principal: Principal, filters: OrderFilters
+    session: Session,
+    *,
+    principal: Principal,
+    filters: OrderFilters,
+    since: datetime | None = None,
 ) -> Iterator[bytes]:
     """Every order in scope that the filters select, newest first, as the bytes of a JSON array.
 
@@ -36,7 +48,7 @@ def complete_list(
     response; later pages are read as the client takes the body, each in its own short
     transaction, so memory stays flat and no transaction stays open across the whole list.
     """
-    filters = complete_filters(principal, filters)
+    filters = complete_filters(principal, filters, since=since)
     first, cursor = list_orders(
         session, principal=principal, filters=filters, limit=PAGE, cursor=None
     )

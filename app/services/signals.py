@@ -14,9 +14,12 @@ from sqlalchemy.orm import Session
 
 from app.db.session import is_postgres
 
-# Channels: a committed order event (the SSE hubs listen), a committed pending push job (workers).
+# Channels: a committed order event (the SSE hubs listen), a committed pending push job (workers),
+# a committed change to users, stores, memberships or sessions (every API process's principal
+# cache, app/services/principal_cache.py).
 EVENTS = "zariz_events"
 PUSH = "zariz_push"
+PRINCIPALS = "zariz_principals"
 
 Subscriber = Callable[[list[str]], None]
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 import app.db.models  # noqa: F401  (registers every table on Base.metadata)
 from app.core.config import get_settings
 from app.db.base import Base
+from app.db.migrations import include_object
 from app.db.session import build_engine, is_postgres
 
 config = context.config
@@ -37,6 +38,7 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=not is_postgres(connection),
         compare_type=True,
+        include_object=include_object,
         process_revision_directives=_skip_empty_autogenerate,
     )
     with context.begin_transaction():

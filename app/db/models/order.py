@@ -2,8 +2,9 @@
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import (
@@ -16,6 +17,10 @@ from app.db.base import (
     enum_check,
     undeleted_index,
 )
+
+
+def digits_of(phone: str | None) -> str:
+    return "".join(ch for ch in phone or "" if ch.isdigit())
 
 
 class OrderStatus(StrEnum):
@@ -57,6 +62,10 @@ class Order(IdMixin, TimestampMixin, Base):
     recipient_first_name: Mapped[str] = mapped_column(String(100))
     recipient_last_name: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str] = mapped_column(String(32))
+    # The phone's digits alone, for substring search whatever the separators (kept by
+    # fill_phone_digits below and by bulk UPDATEs that change the phone; trigram-indexed on
+    # Postgres by migration 0010).
+    phone_digits: Mapped[str] = mapped_column(String(32), default="", server_default="")
     street: Mapped[str] = mapped_column(String(200))
     building_no: Mapped[str] = mapped_column(String(20))
     floor: Mapped[str | None] = mapped_column(String(20))
@@ -88,3 +97,9 @@ class Order(IdMixin, TimestampMixin, Base):
     deliver_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+@event.listens_for(Order, "before_insert")
+@event.listens_for(Order, "before_update")
+def fill_phone_digits(_mapper: Any, _connection: Any, order: Order) -> None:
+    order.phone_digits = digits_of(order.phone)

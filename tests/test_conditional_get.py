@@ -1,0 +1,188 @@
+"""Conditional GET on the order list and the events feed: an unchanged poll is a 304 that reads no
+row, and every change a client could see changes the ETag."""
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
+
+from app.db.models import Role, StoreMembership, StoreRole, User, UserStatus
+from app.services import freshness
+from tests.builders import auth_headers, make_order, make_store, make_user
+from tests.conftest import IS_POSTGRES
+from tests.orders_helpers import ORDER_BODY, World
+
+LIST = "/v1/orders?limit=20"
+
+
+@pytest.fixture
+def listening(client: TestClient) -> TestClient:
+    """On Postgres validators are issued only once the app's LISTEN loops are connected (they
+    connect in the background when the app starts)."""
+    deadline = time.monotonic() + 60
+    while not freshness.usable(IS_POSTGRES) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert freshness.usable(IS_POSTGRES), "the app's LISTEN loops did not connect"
+    return client
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", count)
+    yield seen
+    event.remove(engine, "before_cursor_execute", count)
+
+
+def etag_of(client: TestClient, path: str, headers: dict[str, str]) -> str:
+    response = client.get(path, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "private, no-cache"
+    tag = response.headers["etag"]
+    assert tag.startswith('W/"')
+    return tag
+
+
+def unchanged(client: TestClient, path: str, headers: dict[str, str], tag: str) -> bool:
+    response = client.get(path, headers={**headers, "If-None-Match": tag})
+    assert response.status_code in (200, 304), response.text
+    if response.status_code == 304:
+        assert response.content == b""
+        if tag.startswith('W/"') and "," not in tag:
+            assert response.headers["etag"] == tag
+        assert response.headers["cache-control"] == "private, no-cache"
+    return response.status_code == 304
+
+
+@pytest.mark.parametrize("path", [LIST, "/v1/orders", "/v1/events?after=0"])
+def test_an_unchanged_poll_is_a_304_that_reads_no_row(
+    listening: TestClient, world: World, db: Session, statements: list[str], path: str
+) -> None:
+    make_order(db, store=world.store)
+    tag = etag_of(listening, path, world.h_courier)
+    statements.clear()
+    assert unchanged(listening, path, world.h_courier, tag)
+    # Authenticated from the principal cache, answered from the validator: not one statement.
+    assert statements == []
+    # A different query is a different resource.
+    assert not unchanged(
+        listening, path + ("&" if "?" in path else "?") + "x=1", world.h_courier, tag
+    )
+
+
+def test_another_caller_never_gets_a_304_for_someone_elses_tag(
+    listening: TestClient, world: World
+) -> None:
+    tag = etag_of(listening, LIST, world.h_store)
+    assert unchanged(listening, LIST, world.h_store, tag)
+    assert not unchanged(listening, LIST, world.h_other_store, tag)
+    assert not unchanged(listening, LIST, world.h_courier, tag)
+
+
+def test_if_none_match_lists_and_star(listening: TestClient, world: World) -> None:
+    tag = etag_of(listening, LIST, world.h_courier)
+    assert unchanged(listening, LIST, world.h_courier, f'W/"other", {tag}')
+    assert unchanged(listening, LIST, world.h_courier, tag.removeprefix("W/"))
+    assert unchanged(listening, LIST, world.h_courier, "*")
+    assert not unchanged(listening, LIST, world.h_courier, 'W/"stale"')
+
+
+def _create(client: TestClient, world: World) -> int:
+    response = client.post("/v1/orders", json=ORDER_BODY, headers=world.h_store)
+    assert response.status_code == 201, response.text
+    order_id: int = response.json()["id"]
+    return order_id
+
+
+Change = Callable[[TestClient, World, Session, int], None]
+
+
+def _claim(client: TestClient, world: World, _db: Session, order_id: int) -> None:
+    assert client.post(f"/v1/orders/{order_id}/claim", headers=world.h_courier).status_code == 200
+
+
+def _assign(client: TestClient, world: World, _db: Session, order_id: int) -> None:
+    body = {"courier_id": world.other_courier.id}
+    response = client.post(f"/v1/orders/{order_id}/assign", json=body, headers=world.h_admin)
+    assert response.status_code == 200, response.text
+
+
+def _edit(client: TestClient, world: World, _db: Session, order_id: int) -> None:
+    response = client.patch(f"/v1/orders/{order_id}", json={"notes": "ring"}, headers=world.h_store)
+    assert response.status_code == 200, response.text
+
+
+def _delete(client: TestClient, world: World, _db: Session, order_id: int) -> None:
+    assert client.delete(f"/v1/orders/{order_id}", headers=world.h_admin).status_code == 200
+
+
+def _store_renamed(client: TestClient, world: World, db: Session, _order_id: int) -> None:
+    world.store.name = "Renamed"  # shown in every order of the store (store_name)
+    db.commit()
+
+
+def _courier_renamed(client: TestClient, world: World, db: Session, _order_id: int) -> None:
+    courier = db.get(User, world.courier.id)
+    assert courier is not None
+    courier.name = "New Name"  # shown as courier_name in every order they hold
+    db.commit()
+
+
+@pytest.mark.parametrize("change", [_claim, _assign, _edit, _delete, _store_renamed])
+@pytest.mark.parametrize("viewer", ["h_courier", "h_store", "h_admin"])
+@pytest.mark.parametrize("path", [LIST, "/v1/orders", "/v1/events?after=0"])
+def test_every_visible_change_changes_the_etag(
+    listening: TestClient, world: World, db: Session, change: Change, viewer: str, path: str
+) -> None:
+    order_id = _create(listening, world)
+    headers: dict[str, str] = getattr(world, viewer)
+    tag = etag_of(listening, path, headers)
+    change(listening, world, db, order_id)
+    assert not unchanged(listening, path, headers, tag)
+    # And the new answer's tag holds until the next change.
+    assert unchanged(listening, path, headers, etag_of(listening, path, headers))
+
+
+def test_a_courier_rename_changes_the_etag(
+    listening: TestClient, world: World, db: Session
+) -> None:
+    order_id = _create(listening, world)
+    _claim(listening, world, db, order_id)
+    tag = etag_of(listening, "/v1/orders", world.h_store)
+    _courier_renamed(listening, world, db, order_id)
+    assert not unchanged(listening, "/v1/orders", world.h_store, tag)
+
+
+def test_a_membership_change_changes_the_store_users_etag(
+    listening: TestClient, world: World, db: Session
+) -> None:
+    third = make_store(db)
+    make_order(db, store=third)
+    tag = etag_of(listening, "/v1/orders", world.h_store)
+    db.add(
+        StoreMembership(
+            user_id=world.store_user.id, store_id=third.id, role_in_store=StoreRole.STAFF
+        )
+    )
+    db.commit()
+    assert not unchanged(listening, "/v1/orders", world.h_store, tag)
+
+
+def test_suspension_is_refused_not_answered_304(
+    listening: TestClient, world: World, db: Session
+) -> None:
+    courier = make_user(db, role=Role.COURIER)
+    headers = auth_headers(db, courier)
+    tag = etag_of(listening, LIST, headers)
+    courier.status = UserStatus.SUSPENDED
+    db.commit()
+    response = listening.get(LIST, headers={**headers, "If-None-Match": tag})
+    assert response.status_code == 401
