@@ -3,6 +3,7 @@ row, and every change a client could see changes the ETag."""
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
+from app.db.base import utcnow
 from app.db.models import Role, StoreMembership, StoreRole, User, UserStatus
 from app.services import freshness
 from tests.builders import auth_headers, make_order, make_store, make_user
@@ -186,3 +188,22 @@ def test_suspension_is_refused_not_answered_304(
     db.commit()
     response = listening.get(LIST, headers={**headers, "If-None-Match": tag})
     assert response.status_code == 401
+
+
+def test_an_order_turning_late_changes_the_etag(listening: TestClient, world: World) -> None:
+    """`late` flips when deliver_before passes, with no commit: the passed deadline counts as a
+    change, so the poll that would now read `late: true` is a 200, not a 304."""
+    due = utcnow() + timedelta(seconds=2)
+    made = listening.post(
+        "/v1/orders", json={**ORDER_BODY, "deliver_before": due.isoformat()}, headers=world.h_store
+    )
+    assert made.status_code == 201, made.text
+    tag = etag_of(listening, LIST, world.h_store)
+    assert unchanged(listening, LIST, world.h_store, tag)
+    while utcnow() <= due:  # waiting for the clock, not asserting a time
+        time.sleep(0.1)
+    response = listening.get(LIST, headers={**world.h_store, "If-None-Match": tag})
+    assert response.status_code == 200
+    (order,) = [o for o in response.json() if o["id"] == made.json()["id"]]
+    assert order["late"] is True
+    assert unchanged(listening, LIST, world.h_store, response.headers["etag"])

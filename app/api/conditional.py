@@ -7,6 +7,7 @@ makes it revalidate every time: it sends `If-None-Match` by itself, and a 304 ha
 the stored body (docs/performance.md, "Conditional GET").
 """
 
+import anyio
 from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
@@ -17,12 +18,15 @@ from app.services.auth import Principal
 CACHE_CONTROL = "private, no-cache"
 
 
-def validator(
+async def validator(
     request: Request, principal: Principal, session: Session, *, extra: str = ""
 ) -> str | None:
     """This caller's ETag for this request now, or None when this process cannot tell."""
     if not freshness.usable(is_postgres(session)):
         return None
+    generation = freshness.deadline_read_due()
+    if generation is not None:  # rare (after a commit or a passed deadline): off the event loop
+        await anyio.to_thread.run_sync(freshness.read_deadline, session, generation)
     return freshness.etag(principal, f"{request.url.path}?{request.url.query}", extra=extra)
 
 

@@ -8,6 +8,11 @@ is that count with this process's boot nonce, the caller's scope and the request
 commit changes every ETag of the process, so a client's ETag matches only if nothing anyone
 could see has committed since it was issued.
 
+Clock-based fields move without a commit: an order becomes `late` when its deliver_before
+passes. The process keeps the next such deadline among unfinished orders (one indexed read, made
+again only after a commit or once the deadline has passed) and counts a passed deadline like a
+commit, so a list showing `late: false` stops matching the moment it would read `late: true`.
+
 The count is per process, so an ETag issued by one process never matches on another (the client
 gets a 200 and that process's ETag): correct, only less often a 304 when connections move.
 On Postgres the validators are off while either LISTEN connection of the process is down.
@@ -17,7 +22,13 @@ import hashlib
 import secrets
 import threading
 from collections.abc import Callable
+from datetime import datetime
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db.base import utcnow
+from app.db.models import FINAL_STATUSES, Order
 from app.services import signals
 from app.services.auth import Principal
 
@@ -25,12 +36,44 @@ _BOOT = secrets.token_hex(4)
 _lock = threading.Lock()
 _generation = 0
 _remote: Callable[[], bool] | None = None
+# The next deliver_before of an unfinished order, as read at generation _deadline_read_at
+# (None in _deadline_read_at: not read since the last commit).
+_deadline: datetime | None = None
+_deadline_read_at: int | None = None
 
 
 def bump(_payloads: list[str] | None = None) -> None:
     global _generation
     with _lock:
         _generation += 1
+
+
+def deadline_read_due() -> int | None:
+    """The generation to read the next deadline at, or None when memory already answers.
+
+    A known deadline that has passed counts as a change first: every list showing it changes."""
+    global _generation
+    now = utcnow()
+    with _lock:
+        if _deadline_read_at == _generation:
+            if _deadline is None or now <= _deadline:
+                return None
+            _generation += 1
+        return _generation
+
+
+def read_deadline(session: Session, generation: int) -> None:
+    """Reads the next deliver_before of an unfinished order (one indexed read) and ends the read."""
+    global _deadline, _deadline_read_at
+    upcoming = session.scalar(
+        select(func.min(Order.deliver_before)).where(
+            Order.deliver_before >= utcnow(), Order.status.not_in(FINAL_STATUSES)
+        )
+    )
+    session.commit()
+    with _lock:
+        if _generation == generation:  # no commit meanwhile (else read again next time)
+            _deadline, _deadline_read_at = upcoming, generation
 
 
 def hear_remote(connected: Callable[[], bool] | None) -> None:

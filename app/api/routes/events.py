@@ -44,7 +44,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     # Async: an unchanged poll (304) is answered here, with no row read and no thread hop.
-    tag = conditional.validator(request, principal, session)
+    tag = await conditional.validator(request, principal, session)
     unchanged = conditional.not_modified(request, tag)
     if unchanged is not None:
         return unchanged

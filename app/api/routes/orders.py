@@ -209,7 +209,7 @@ async def list_orders(
     # Async: an unchanged poll (304) is answered here, with no row read and no thread hop.
     complete = limit is None and cursor is None
     since = history_since() if complete and principal.role == Role.COURIER else None
-    tag = conditional.validator(request, principal, session, extra=str(since or ""))
+    tag = await conditional.validator(request, principal, session, extra=str(since or ""))
     unchanged = conditional.not_modified(request, tag)
     if unchanged is not None:
         return unchanged
