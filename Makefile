@@ -25,12 +25,18 @@ run: $(STAMP)
 	@echo "Console: http://127.0.0.1:8000/console — sign in with a demo login above (admin@zariz.demo or store@zariz.demo)"
 	$(BIN)/zariz serve --host 127.0.0.1 --port 8000
 
+# The suite in parallel (pytest-xdist): one worker per core, each on a database of its own
+# (tests/conftest.py); a module's tests stay on one worker, so its servers start once.
+# `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 # Everything but the tests that start servers and processes (marker `slow`).
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest $(XDIST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

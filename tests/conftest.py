@@ -6,8 +6,52 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-_TMP = Path(tempfile.mkdtemp(prefix="zariz-test-"))
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_TMP}/test.db"
+from sqlalchemy import create_engine, text  # neither reads the app's settings
+from sqlalchemy.engine import make_url
+
+# Under pytest-xdist (`make test` runs `pytest -n auto`) each worker process is named gw0, gw1, ...
+# and gets a database and a temp dir of its own, so workers never see each other's rows.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_TMP = Path(tempfile.mkdtemp(prefix=f"zariz-test-{WORKER}-" if WORKER else "zariz-test-"))
+
+
+def worker_database_url(base_url: str, worker: str) -> str:
+    """`<db>_<worker>` on the same Postgres server, created if it does not exist yet."""
+    if not worker:
+        return base_url
+    url = make_url(base_url)
+    name = f"{url.database}_{worker}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if exists is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def worker_sqlite_url(base_url: str, worker: str) -> str:
+    """A SQLite file named by the developer: `<name>_<worker>.db` beside it, one per worker."""
+    url = make_url(base_url)
+    if not worker or not url.database or url.database == ":memory:":
+        return base_url
+    path = Path(url.database)
+    return url.set(database=str(path.with_stem(f"{path.stem}_{worker}"))).render_as_string(
+        hide_password=False
+    )
+
+
+_BASE_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+if _BASE_DATABASE_URL.startswith("postgresql"):
+    TEST_DATABASE_URL = worker_database_url(_BASE_DATABASE_URL, WORKER)
+elif _BASE_DATABASE_URL:
+    TEST_DATABASE_URL = worker_sqlite_url(_BASE_DATABASE_URL, WORKER)
+else:
+    TEST_DATABASE_URL = f"sqlite:///{_TMP}/test.db"
 # Settings are read once; set them before anything imports the app.
 os.environ.update(
     {
@@ -31,7 +75,7 @@ import pytest  # noqa: E402
 from alembic import command  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import Connection, Engine, text  # noqa: E402
+from sqlalchemy import Connection, Engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.api.deps import get_session, get_sessions  # noqa: E402
@@ -46,9 +90,14 @@ IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
 pytest_plugins = ["tests.orders_helpers", "tests.live", "tests.sse_live", "tests.s3_server"]
 
 
-def pytest_report_header() -> str:
+def pytest_report_header(config: pytest.Config) -> str:
     backend = "PostgreSQL" if IS_POSTGRES else "SQLite"
-    return f"zariz database under test: {backend} ({TEST_DATABASE_URL.split('@')[-1]})"
+    where = TEST_DATABASE_URL.split("@")[-1]
+    if getattr(config.option, "numprocesses", None):
+        # The header comes from the xdist controller; each worker uses a database of its own.
+        where = f"{where} + _gw0, _gw1, ..., one per xdist worker" if _BASE_DATABASE_URL else ""
+        where = where or "a temp file per xdist worker"
+    return f"zariz database under test: {backend} ({where})"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
