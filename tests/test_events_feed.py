@@ -1,10 +1,12 @@
 """GET /v1/events (the pull feed) and the refusals of GET /v1/events/sse."""
 
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session
 
 from app.core.config import DispatchMode, Settings
@@ -39,6 +41,18 @@ def feed(client: TestClient, headers: dict[str, str], **params: int) -> dict:  #
     assert response.status_code == 200, response.text
     body: dict = response.json()  # type: ignore[type-arg]
     return body
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.mark.parametrize("path", ["/v1/events", "/v1/events/sse"])
@@ -183,3 +197,42 @@ def test_a_young_gap_in_the_ids_holds_the_feed_back_until_it_is_old(
     db.commit()
     released = feed(client, headers, after=before)
     assert [e["event_id"] for e in released["events"]] == [before + 2]
+
+
+def test_a_courier_feed_reads_whole_orders_only_for_the_events_shown_in_full(
+    client: TestClient, db: Session, statements: list[str]
+) -> None:
+    """A courier's page is mostly the pool: those orders are read as their top-level keys only,
+    and only the courier's own orders whole (reading every order whole made the page 2.4x as
+    costly, docs/performance.md "The events feed")."""
+    store = make_store(db)
+    courier = make_user(db)
+    headers = auth_headers(db, courier)
+    first = add_event(db, store=store)
+    for _ in range(4):
+        add_event(db, store=store)
+    feed(client, headers, after=first - 1)  # warm: the principal, the deadline read
+
+    def whole_order_reads() -> list[str]:
+        return [s for s in statements if "orders.recipient_first_name" in s]
+
+    statements.clear()
+    pool = feed(client, headers, after=first - 1)["events"]
+    assert len(pool) == 5
+    assert all("order" not in m and m["boxes_count"] == 1 and m["created_at"] for m in pool)
+    assert whole_order_reads() == []
+    pool_statements = len(statements)
+
+    mine = add_event(db, store=store, courier=courier, status="assigned", type=EventType.ASSIGNED)
+    for _ in range(5):
+        add_event(db, store=store)
+    feed(client, headers, after=first - 1)
+    statements.clear()
+    page = feed(client, headers, after=first - 1)["events"]
+    assert len(page) == 11
+    (own,) = [m for m in page if "order" in m]
+    assert own["event_id"] == mine
+    assert own["order"]["recipient_first_name"] == "Noa"
+    assert len(whole_order_reads()) == 1
+    # One more statement for the whole order, whatever the number of events.
+    assert len(statements) == pool_statements + 1

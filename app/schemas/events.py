@@ -4,7 +4,16 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from app.schemas.common import ReadModel
 from app.schemas.orders import OrderRead
+
+
+class OrderTop(ReadModel):
+    """The keys of the order copied to the top of every message, as OrderRead has them."""
+
+    pickup_address: str | None
+    boxes_count: int
+    created_at: datetime
 
 
 class EventMessage(BaseModel):
