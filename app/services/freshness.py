@@ -67,7 +67,9 @@ def read_deadline(session: Session, generation: int) -> None:
     global _deadline, _deadline_read_at
     upcoming = session.scalar(
         select(func.min(Order.deliver_before)).where(
-            Order.deliver_before >= utcnow(), Order.status.not_in(FINAL_STATUSES)
+            Order.deliver_before >= utcnow(),
+            Order.status.not_in(FINAL_STATUSES),
+            Order.deleted_at.is_(None),  # the partial orders_deliver_before_id_idx
         )
     )
     session.commit()
