@@ -53,6 +53,16 @@ class Change:
 Decide = Callable[[Order], Change | None]
 
 
+# Back to unassigned `new` (a decline, an unassignment, an auto-release): no courier, no stamps
+# of the attempt that ended. Copied into each Change, never changed in place.
+UNASSIGNED: dict[str, Any] = {
+    "status": OrderStatus.NEW,
+    "courier_id": None,
+    "assigned_at": None,
+    "accepted_at": None,
+}
+
+
 def _load(session: Session, order_id: int, principal: Actor | None) -> Order:
     query = select(Order).where(Order.id == order_id, Order.deleted_at.is_(None))
     if isinstance(principal, Principal):
@@ -186,12 +196,7 @@ def decline_order(
             happened = checked_occurred_at(session, order_id=order.id, occurred_at=occurred_at)
             return Change(
                 occurred_at=happened,
-                values={
-                    "status": OrderStatus.NEW,
-                    "courier_id": None,
-                    "assigned_at": None,
-                    "accepted_at": None,
-                },
+                values=dict(UNASSIGNED),
                 event_type=EventType.DECLINED,
             )
         raise InvalidTransition("Only an assigned or accepted order you hold can be declined")
@@ -241,12 +246,7 @@ def unassign_order(session: Session, *, order_id: int, admin: Principal) -> Orde
         if order.status not in (OrderStatus.ASSIGNED, OrderStatus.ACCEPTED):
             raise InvalidTransition(f"A {order.status} order cannot be unassigned")
         return Change(
-            values={
-                "status": OrderStatus.NEW,
-                "courier_id": None,
-                "assigned_at": None,
-                "accepted_at": None,
-            },
+            values=dict(UNASSIGNED),
             event_type=EventType.UNASSIGNED,
         )
 
@@ -444,12 +444,7 @@ def release_order(session: Session, *, order_id: int, accepted_before: datetime)
         if not stale or order.accepted_at is None:
             return None
         return Change(
-            values={
-                "status": OrderStatus.NEW,
-                "courier_id": None,
-                "assigned_at": None,
-                "accepted_at": None,
-            },
+            values=dict(UNASSIGNED),
             event_type=EventType.RELEASED,
             reason=RELEASE_REASON,
             data={"reason_code": RELEASE_REASON, "accepted_at": order.accepted_at.isoformat()},
