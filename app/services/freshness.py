@@ -48,6 +48,11 @@ def bump(_payloads: list[str] | None = None) -> None:
         _generation += 1
 
 
+def generation() -> int:
+    """How many visible changes this process has counted (the validators' middle part)."""
+    return _generation
+
+
 def deadline_read_due() -> int | None:
     """The generation to read the next deadline at, or None when memory already answers.
 
