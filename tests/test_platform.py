@@ -1,5 +1,10 @@
 """Cross-cutting behaviour: problem+json everywhere, request ids, health, the production guard."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
@@ -130,3 +135,27 @@ def test_database_outage_is_a_503_problem(fresh_app: FastAPI) -> None:
     assert response.status_code == 503
     assert response.json()["code"] == "database_unavailable"
     assert response.headers["retry-after"] == "2"
+
+
+# Image decoding and S3 are used by a proof upload or an S3 configuration only: loading them in
+# every API process at start cost ~17 MB of memory each (docs/performance.md).
+LAZY_MODULES = ("PIL", "pillow_heif", "boto3", "botocore")
+
+
+def test_the_api_process_does_not_load_image_or_s3_libraries_at_start(tmp_path: Path) -> None:
+    check = (
+        "import sys\n"
+        "from app.main import create_app\n"
+        "create_app()\n"
+        f"print(sorted(m for m in {LAZY_MODULES!r} if m in sys.modules))\n"
+    )
+    env = {
+        **os.environ,
+        "ZARIZ_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/zariz.db",
+        "PUSH_WORKER": "off",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", check], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

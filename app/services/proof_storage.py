@@ -8,9 +8,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-import boto3
-from botocore.config import Config
-
 from app.core.config import ProofStorageBackend, Settings
 
 
@@ -107,6 +104,11 @@ class S3Storage:
 
 
 def s3_client(*, endpoint: str | None, region: str, key_id: str | None, secret: str | None) -> Any:
+    # Imported here, by the one configuration that uses it: boto3 and botocore cost every API
+    # process ~10 MB of memory at start (docs/performance.md), and most use local storage.
+    import boto3
+    from botocore.config import Config
+
     return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint,

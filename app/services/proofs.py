@@ -36,7 +36,6 @@ from app.schemas.proofs import ProofPolicy, ProofRead
 from app.services.auth import Principal
 from app.services.events import OrderState, record_event
 from app.services.orders import get_order
-from app.services.proof_images import process
 from app.services.proof_policy import check_policy_reasons, collects, policy_from
 from app.services.proof_storage import ProofStorage
 from app.services.stores import get_store
@@ -130,6 +129,10 @@ def add_proof(
         store = session.get(Store, order.store_id)
         if not collects(policy_from(store.proof_policy if store else None), kind):
             raise ProofNotAccepted(f"This store does not collect a {kind}")
+    # Imported on the first upload, not at start: Pillow and pillow-heif cost every API process
+    # ~9 MB of memory, and most processes never decode an image (docs/performance.md).
+    from app.services.proof_images import process
+
     image = process(data, kind=kind, max_pixels=settings.proof_max_pixels)
     base = f"orders/{order.id}/{uuid.uuid4().hex}"
     key, thumb_key = f"{base}.{image.image.extension}", f"{base}.thumb.{image.thumbnail.extension}"
