@@ -170,6 +170,10 @@ class RssWatch:
         self._thread.join()
 
 
+def rss_of(server: servers.Server) -> str:
+    return " / ".join(f"{mb:.0f}" for mb in server.rss().values())
+
+
 def warm(base_url: str, requests: Sequence[Req], n: int = 200) -> None:
     with httpx.Client(base_url=base_url, timeout=10) as http:
         for req in requests[:n]:
@@ -607,13 +611,22 @@ def main() -> int:
             f"{'wrk (' + wrk + ')' if wrk else 'httpx in 2 processes (wrk not found)'}; "
             "client and servers share the machine's cores"
         )
+        rss_steps = [f"started {rss_of(z)}"]
         with RssWatch([z, ref]) as rss:
             scenario_polling(report, z, ref, ds, plan, wrk, args.profile)
+            rss_steps.append(f"after 1 {rss_of(z)}")
             scenario_dashboard(report, z, ds, plan)
+            rss_steps.append(f"after 2 {rss_of(z)}")
             scenario_storm(report, z, ref, ds, plan, racers)
+            rss_steps.append(f"after 3 {rss_of(z)}")
             scenario_create(report, z, ds, plan)
+            rss_steps.append(f"after 4 {rss_of(z)}")
             scenario_whole_list(report, z, ref, ds, plan)
+            rss_steps.append(f"after 7 {rss_of(z)}")
             scenario_costs(report, z, ref, ds, plan)
+            rss_steps.append(f"after 6 {rss_of(z)}")
+        # Where the peak comes from: each API process's resident memory after each scenario.
+        report.note("zariz RSS per API process, MB: " + "; ".join(rss_steps))
         report.check(
             f"peak RSS per API process: zariz {rss.peak['zariz']:.0f} MB, "
             f"reference {rss.peak['reference']:.0f} MB"

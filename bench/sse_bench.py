@@ -185,6 +185,12 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     raise SystemExit("server did not become ready")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -198,6 +204,7 @@ class Stream:
     received: dict[int, float] = field(default_factory=dict)  # order id -> arrival time
     event_ids: list[int] = field(default_factory=list)
     duplicates: int = 0
+    bytes_read: int = 0
     writer: asyncio.StreamWriter | None = None
 
 
@@ -230,6 +237,7 @@ async def read_stream(reader: asyncio.StreamReader, stream: Stream) -> None:
         if not chunk:
             return
         now = time.time()
+        stream.bytes_read += len(chunk)
         buffer += chunk
         blocks = buffer.split(b"\n\n")
         buffer = blocks.pop()
@@ -340,6 +348,7 @@ async def run(args: argparse.Namespace, *, port: int, pid: int, seed: dict[str, 
         rss_open = rss_kb(pid)
 
         sent: dict[int, float] = {}
+        cpu_before, client_before = cpu_seconds(pid), time.process_time()
         for _ in range(args.events):
             if args.via == "db":
                 order_id, at = await asyncio.to_thread(commit_order, seed["store_id"])
@@ -350,6 +359,10 @@ async def run(args: argparse.Namespace, *, port: int, pid: int, seed: dict[str, 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(len(s.received) < len(sent) for s in streams):
             await asyncio.sleep(0.2)
+        # The server's CPU for the events (fan-out, rendering, writing; the idle heartbeats too).
+        cpu_per_event = (cpu_seconds(pid) - cpu_before) * 1000 / max(1, len(sent))
+        # This client's own CPU (reading 1,000 sockets, committing): it shares the cores.
+        client_per_event = (time.process_time() - client_before) * 1000 / max(1, len(sent))
         rss_after = rss_kb(pid)
         for task in readers:
             task.cancel()
@@ -399,6 +412,9 @@ async def run(args: argparse.Namespace, *, port: int, pid: int, seed: dict[str, 
         },
         "rss_kb": {"before": rss_before, "open": rss_open, "after": rss_after},
         "kb_per_stream": round((rss_open - rss_before) / len(streams), 1),
+        "server_cpu_ms_per_event": round(cpu_per_event, 1),
+        "client_cpu_ms_per_event": round(client_per_event, 1),
+        "bytes_per_delivery": round(sum(s.bytes_read for s in streams) / max(1, len(latencies))),
     }
 
 
@@ -432,6 +448,12 @@ def print_table(result: dict[str, Any], database: str) -> None:
             f"after events {rss['after'] / 1024:.1f}",
         ),
         ("memory per stream", f"{result['kb_per_stream']} KB"),
+        (
+            "CPU per event",
+            f"server {result['server_cpu_ms_per_event']} ms, "
+            f"this client {result['client_cpu_ms_per_event']} ms",
+        ),
+        ("bytes per delivery", f"{result['bytes_per_delivery']} (chunk framing included)"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
