@@ -6,6 +6,7 @@ without recipient details.
 """
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session
@@ -19,6 +20,19 @@ class Viewer:
     user_id: int
     role: Role
     store_ids: tuple[int, ...] = ()
+
+
+class ScopedEvent(Protocol):
+    """What the Python rule reads of an event: an OrderEvent, or a row of its columns."""
+
+    @property
+    def store_id(self) -> int: ...
+    @property
+    def courier_id(self) -> int | None: ...
+    @property
+    def prev_courier_id(self) -> int | None: ...
+    @property
+    def pool_change(self) -> bool: ...
 
 
 def _open_mode() -> bool:
@@ -41,7 +55,7 @@ def event_scope(viewer: Viewer) -> ColumnElement[bool]:
     return false()
 
 
-def can_see(viewer: Viewer, event: OrderEvent) -> bool:
+def can_see(viewer: Viewer, event: ScopedEvent) -> bool:
     """The Python twin of event_scope, for events already in hand (live fan-out)."""
     if viewer.role == Role.ADMIN:
         return True
@@ -52,7 +66,7 @@ def can_see(viewer: Viewer, event: OrderEvent) -> bool:
     return False
 
 
-def sees_details(viewer: Viewer, event: OrderEvent) -> bool:
+def sees_details(viewer: Viewer, event: ScopedEvent) -> bool:
     """Whether the viewer may see the order itself (recipient, phone, address) with the event."""
     if viewer.role == Role.COURIER:
         return viewer.user_id in (event.courier_id, event.prev_courier_id)
