@@ -13,10 +13,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, create_engine, func, or_, select
+from sqlalchemy import Select, create_engine, func, or_
 
 from app.db.models import Order, OrderEvent, Role, User
-from app.realtime.feed import viewer_of
+from app.realtime.feed import event_rows, viewer_of
 from app.services.auth import Principal
 from app.services.order_views import with_names
 from app.services.orders import OrderFilters, filtered, with_id_bounds
@@ -106,14 +106,14 @@ def shapes(conn: Any) -> list[tuple[str, Select[Any]]]:
         ),
         (
             "events feed: courier, after = last - 2000",
-            select(OrderEvent)
+            event_rows()  # the feed's columns, its order's keys joined
             .where(OrderEvent.id > last_event - 2000, event_scope(viewer_of(c)))
             .order_by(OrderEvent.id)
             .limit(100),
         ),
         (
             "events feed: store, after = last - 2000",
-            select(OrderEvent)
+            event_rows()
             .where(
                 OrderEvent.id > last_event - 2000,
                 event_scope(viewer_of(principal(2, Role.STORE, (busy_store,)))),

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.db.base import utcnow
-from app.db.models import OrderEvent
 from app.realtime import reads
+from app.realtime.feed import EventRow
 from app.realtime.reads import Grant
 from app.realtime.sequencer import Released, Sequencer
 from app.services import signals
@@ -70,7 +70,7 @@ class Frame:
 
 @dataclass(frozen=True)
 class Rendered:
-    event: OrderEvent
+    event: EventRow
     detailed: Frame
     basic: Frame
 

@@ -1,6 +1,6 @@
 """Database reads of the SSE fan-out: new events for the hub, replay pages, re-checks of streams."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from app.db.models import (
     UserStatus,
 )
 from app.db.session import is_postgres
-from app.realtime.feed import events_after, messages
+from app.realtime.feed import EventRow, event_rows, events_after, messages, sse_message
 from app.realtime.sequencer import Snapshot
 from app.services.visibility import Viewer
 
@@ -52,25 +52,29 @@ def newest_events(session: Session, *, limit: int) -> list[Row[int, datetime]]:
 
 def events_since(
     session: Session, *, after: int, also_ids: Collection[int], limit: int
-) -> list[OrderEvent]:
+) -> list[EventRow]:
     """Every event above the hub's mark, unscoped, plus the ids it is still waiting for."""
     condition = OrderEvent.id > after
     if also_ids:
         condition = or_(condition, OrderEvent.id.in_(sorted(also_ids)))
-    return list(
-        session.scalars(select(OrderEvent).where(condition).order_by(OrderEvent.id).limit(limit))
-    )
+    rows = session.execute(event_rows().where(condition).order_by(OrderEvent.id).limit(limit))
+    return [EventRow._make(row) for row in rows]
 
 
-def detailed_messages(session: Session, *, events: list[OrderEvent]) -> list[dict[str, Any]]:
-    return messages(session, viewer=_ALL_DETAILS, events=events)
+def detailed_messages(
+    session: Session, *, events: Sequence[EventRow | OrderEvent]
+) -> list[dict[str, Any]]:
+    """The SSE `data:` JSON of each event with its order in full (where not deleted)."""
+    rows = [e if isinstance(e, EventRow) else EventRow.of(e) for e in events]
+    return [sse_message(m) for m in messages(session, viewer=_ALL_DETAILS, events=rows)]
 
 
 def replay_page(
     session: Session, *, viewer: Viewer, after: int, until: int, limit: int
 ) -> list[dict[str, Any]]:
+    """The SSE `data:` JSON of the viewer's events in (after, until], at most `limit`."""
     events = events_after(session, viewer=viewer, after=after, until=until, limit=limit)
-    return messages(session, viewer=viewer, events=events)
+    return [sse_message(m) for m in messages(session, viewer=viewer, events=events)]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ without recipient details.
 """
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.core.config import DispatchMode, get_settings
@@ -21,27 +22,61 @@ class Viewer:
     store_ids: tuple[int, ...] = ()
 
 
+class ScopedEvent(Protocol):
+    """What the Python rule reads of an event: an OrderEvent, or a row of its columns."""
+
+    @property
+    def store_id(self) -> int: ...
+    @property
+    def courier_id(self) -> int | None: ...
+    @property
+    def prev_courier_id(self) -> int | None: ...
+    @property
+    def pool_change(self) -> bool: ...
+
+
 def _open_mode() -> bool:
     return get_settings().dispatch_mode == DispatchMode.OPEN
 
 
-def event_scope(viewer: Viewer) -> ColumnElement[bool]:
-    """SQL condition on order_events for the events the viewer may see."""
+def event_scope(viewer: Viewer, *, bound: bool = False) -> ColumnElement[bool]:
+    """SQL condition on order_events for the events the viewer may see.
+
+    `bound`: the viewer's user id and store ids as the bound parameters `scope_user_id` and
+    `scope_store_ids` (expanding), to be given at execution, so that one statement serves
+    every viewer of the same `scope_shape`.
+    """
+    user_id: Any = bindparam("scope_user_id") if bound else viewer.user_id
     if viewer.role == Role.ADMIN:
         return true()
     if viewer.role == Role.STORE:
-        return OrderEvent.store_id.in_(viewer.store_ids) if viewer.store_ids else false()
+        if not viewer.store_ids:
+            return false()
+        stores: Any = bindparam("scope_store_ids", expanding=True) if bound else viewer.store_ids
+        return OrderEvent.store_id.in_(stores)
     if viewer.role == Role.COURIER:
-        mine = or_(
-            OrderEvent.courier_id == viewer.user_id, OrderEvent.prev_courier_id == viewer.user_id
-        )
+        mine = or_(OrderEvent.courier_id == user_id, OrderEvent.prev_courier_id == user_id)
         if _open_mode():
             return or_(mine, OrderEvent.pool_change.is_(True))
         return mine
     return false()
 
 
-def can_see(viewer: Viewer, event: OrderEvent) -> bool:
+def scope_shape(viewer: Viewer) -> tuple[Role, bool, bool]:
+    """What decides the form of event_scope(viewer, bound=True); the rest is its parameters."""
+    return viewer.role, bool(viewer.store_ids), _open_mode()
+
+
+def scope_params(viewer: Viewer) -> dict[str, Any]:
+    """The parameters of event_scope(viewer, bound=True)."""
+    if viewer.role == Role.COURIER:
+        return {"scope_user_id": viewer.user_id}
+    if viewer.role == Role.STORE and viewer.store_ids:
+        return {"scope_store_ids": list(viewer.store_ids)}
+    return {}
+
+
+def can_see(viewer: Viewer, event: ScopedEvent) -> bool:
     """The Python twin of event_scope, for events already in hand (live fan-out)."""
     if viewer.role == Role.ADMIN:
         return True
@@ -52,7 +87,7 @@ def can_see(viewer: Viewer, event: OrderEvent) -> bool:
     return False
 
 
-def sees_details(viewer: Viewer, event: OrderEvent) -> bool:
+def sees_details(viewer: Viewer, event: ScopedEvent) -> bool:
     """Whether the viewer may see the order itself (recipient, phone, address) with the event."""
     if viewer.role == Role.COURIER:
         return viewer.user_id in (event.courier_id, event.prev_courier_id)
