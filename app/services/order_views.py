@@ -51,9 +51,12 @@ NOW = bindparam("rendered_now", type_=UTCDateTime())
 
 
 def _late() -> ColumnElement[bool]:
-    # OrderRead.late (schemas/windows.is_late).
+    # OrderRead.late (schemas/windows.is_late). The final statuses as plain inequalities: an
+    # IN list is an "expanding" parameter, re-rendered into the SQL on every execution.
     return and_(
-        Order.deliver_before.is_not(None), Order.status.not_in(FINAL), Order.deliver_before < NOW
+        Order.deliver_before.is_not(None),
+        *(Order.status != status for status in sorted(FINAL)),
+        Order.deliver_before < NOW,
     )
 
 
