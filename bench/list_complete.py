@@ -69,7 +69,7 @@ def run(url: str, sizes: list[int]) -> None:
     from app.main import create_app
     from app.services.auth import Principal, _issue
     from app.services.order_lists import complete_list
-    from app.services.orders import OrderFilters, list_orders
+    from app.services.orders import OrderFilters
     from app.services.users import new_user
 
     sessions = get_sessionmaker()
@@ -117,13 +117,13 @@ def run(url: str, sizes: list[int]) -> None:
                 return sum(len(chunk) for chunk in chunks)
 
         def one_list() -> int:
-            from app.api.routes.orders import ORDER_LIST
+            from app.services.orders import list_orders_json
 
             with sessions() as session:
-                reads, _ = list_orders(
+                body, _ = list_orders_json(
                     session, principal=principal, filters=OrderFilters(), limit=n, cursor=None
                 )
-                return len(ORDER_LIST.dump_json(reads))
+                return len(body)
 
         def over_http() -> int:
             headers = {"Authorization": f"Bearer {token}"}

@@ -4,19 +4,16 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.db.base import utcnow
 from app.db.models import Role
-from app.schemas.orders import OrderRead
 from app.services.auth import Principal
-from app.services.orders import Cursor, OrderFilters, list_orders
+from app.services.orders import Cursor, OrderFilters, list_orders_json
 
 # Rows read per keyset page: each page is one short read transaction and a few hundred KB.
 PAGE = 500
-_ORDERS = TypeAdapter(list[OrderRead])
 
 
 def history_since() -> datetime:
@@ -49,7 +46,7 @@ def complete_list(
     transaction, so memory stays flat and no transaction stays open across the whole list.
     """
     filters = complete_filters(principal, filters, since=since)
-    first, cursor = list_orders(
+    first, cursor = list_orders_json(
         session, principal=principal, filters=filters, limit=PAGE, cursor=None
     )
     return _array(session, principal=principal, filters=filters, first=first, cursor=cursor)
@@ -60,19 +57,20 @@ def _array(
     *,
     principal: Principal,
     filters: OrderFilters,
-    first: list[OrderRead],
+    first: bytes,
     cursor: Cursor | None,
 ) -> Iterator[bytes]:
     yield b"["
     page, separator = first, b""
     while True:
-        if page:
-            # The page as a JSON array without its brackets: the items of the one big array.
-            yield separator + _ORDERS.dump_json(page)[1:-1]
+        if page != b"[]":
+            # The page's JSON array without its brackets: the items of the one big array, one
+            # chunk per page.
+            yield separator + page[1:-1]
             separator = b","
         if cursor is None:
             break
-        page, cursor = list_orders(
+        page, cursor = list_orders_json(
             session, principal=principal, filters=filters, limit=PAGE, cursor=cursor
         )
     yield b"]"

@@ -4,10 +4,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Row,
     Select,
     and_,
     false,
@@ -46,7 +48,7 @@ from app.schemas.windows import WINDOW_FIELDS, check_windows
 from app.services.auth import Principal
 from app.services.capacity import lock_and_check_capacity
 from app.services.events import OrderState, record_event
-from app.services.order_views import reads_from_rows, with_names
+from app.services.order_views import reads_from_rows, render_rows, rendered, rendered_params
 from app.services.pricing import price_for
 
 EDITABLE_FIELDS = (
@@ -305,14 +307,45 @@ def list_orders(
     limit: int,
     cursor: Cursor | None,
 ) -> tuple[list[OrderRead], Cursor | None]:
+    """One page as OrderReads (the console's board, the CSV export); see _page."""
+    rows, next_cursor = _page(
+        session, principal=principal, filters=filters, limit=limit, cursor=cursor
+    )
+    return reads_from_rows(rows), next_cursor
+
+
+def list_orders_json(
+    session: Session,
+    *,
+    principal: Principal,
+    filters: OrderFilters,
+    limit: int,
+    cursor: Cursor | None,
+) -> tuple[bytes, Cursor | None]:
+    """One page as the bytes of its JSON array of OrderReads (GET /v1/orders): each row is
+    dumped once, never validated into a model (the per-row cost of the hot path)."""
+    rows, next_cursor = _page(
+        session, principal=principal, filters=filters, limit=limit, cursor=cursor
+    )
+    return render_rows(rows), next_cursor
+
+
+def _page(
+    session: Session,
+    *,
+    principal: Principal,
+    filters: OrderFilters,
+    limit: int,
+    cursor: Cursor | None,
+) -> tuple[Sequence[Row[Any]], Cursor | None]:
     """Newest first by id (keyset): rows inserted while paging never shift later pages.
 
     With `by_due`, by (deliver_before, id) with the undated last, and the cursor is the last
     row's pair: keyset too, so paging stays exact while orders are added or edited elsewhere.
 
-    One query: the page and its store and courier names together. The named exception to
-    "services return ORM objects, routes render them with *_read helpers": rows become read
-    models here, without ever becoming Order objects, because this is the hot path.
+    One query: the page and its store and courier names together, as the columns of
+    OrderRead (rendered()). The named exception to "services return ORM objects, routes render
+    them with *_read helpers": rows never become Order objects, because this is the hot path.
     """
     query = filtered(principal, with_id_bounds(session, filters))
     if filters.by_due:
@@ -328,7 +361,10 @@ def list_orders(
         if cursor is not None:
             query = query.where(Order.id < cursor)
         order_by = [Order.id.desc()]
-    rows = session.execute(with_names(query).order_by(*order_by).limit(limit + 1)).all()
+    statement = rendered(query).order_by(*order_by).limit(limit + 1)
+    # On the session's connection, as Core: the rows are plain columns, so the ORM's result
+    # handling (per-row processing for entities there are none of) is skipped.
+    rows = session.connection().execute(statement, rendered_params(utcnow())).all()
     # End the read here, in the request's worker thread: the connection goes back to the pool
     # now, and closing the session afterwards needs no thread of its own.
     session.commit()
@@ -336,7 +372,7 @@ def list_orders(
     if len(rows) > limit:
         last = rows[limit - 1]
         next_cursor = DueCursor(last.deliver_before, last.id) if filters.by_due else last.id
-    return reads_from_rows(rows[:limit]), next_cursor
+    return rows[:limit], next_cursor
 
 
 def _after_due(cursor: DueCursor) -> ColumnElement[bool]:
