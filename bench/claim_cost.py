@@ -12,6 +12,7 @@ sequential keep-alive requests, median of 3 blocks. Then, with --storm N, N clai
 """
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench import costs, dataset, scenarios, servers
+from bench.rawhttp import RawClient
 
 RESULTS = Path(__file__).parent / "results"
 JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123456789"
@@ -32,6 +34,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=400, help="per block (3 blocks)")
     parser.add_argument("--storm", type=int, default=0, help="claim storms per server")
+    parser.add_argument("--wins", type=int, default=0, help="winning claims per server and round")
     parser.add_argument("--profile", type=float, default=0, help="py-spy this tree's process")
     args = parser.parse_args()
     admin_url = os.environ.get(
@@ -49,6 +52,11 @@ def main() -> int:
         settings = Settings(database_url=url, jwt_secret=JWT_SECRET, access_token_ttl=3600)
         ds = dataset.load(url, settings)
         racers = dataset.add_couriers(url, settings, count=1000, capacity=8) if args.storm else {}
+        winners = list(
+            dataset.add_couriers(
+                url, settings, count=2 * args.wins * args.rounds, capacity=8
+            ).values()
+        )
         env = {
             "DATABASE_URL": url,
             "JWT_SECRET": JWT_SECRET,
@@ -120,6 +128,15 @@ def main() -> int:
                         f"{cost.ms:.2f} ms {[round(b, 2) for b in cost.blocks]}",
                         flush=True,
                     )
+            if args.wins:
+                for server in order:
+                    ids = dataset.add_pool_orders(
+                        ds.url, store_id=ds.store_ids[1], count=args.wins, boxes=1
+                    )
+                    tokens, winners = winners[: args.wins], winners[args.wins :]
+                    ms = _winning_claims(server, ids, tokens)
+                    table.setdefault(f"winning claim {server.name}", []).append(ms)
+                    print(f"round {i + 1} {server.name:4} winning claim {ms:.2f} ms", flush=True)
             ref_claim = f"/ref/claim/{taken}?courier_id={courier}"
             cost = costs.cpu_per_request(ref, "ceiling", "POST", ref_claim, {}, n=args.requests)
             table.setdefault("losing claim ceiling", []).append(cost.ms)
@@ -134,12 +151,15 @@ def main() -> int:
             ]
             for server, request_for in targets if i % 2 == 0 else targets[::-1]:
                 ids = dataset.add_pool_orders(ds.url, store_id=ds.store_ids[1], count=200, boxes=5)
+                before = sum(servers.cpu_seconds(pid) for pid in server.workers())
                 storm = scenarios.claim_storm(
                     server.base_url, server.name, ds.url, ids, racers, request_for
                 )
+                cpu = sum(servers.cpu_seconds(pid) for pid in server.workers()) - before
                 storms.setdefault(server.name, []).append(storm.claims_per_s)
                 print(
-                    f"storm {i + 1} {server.name:9} {storm.claims_per_s:.0f} claims/s, winners "
+                    f"storm {i + 1} {server.name:9} {storm.claims_per_s:.0f} claims/s, server CPU "
+                    f"{cpu:.2f} s, winners "
                     f"{len(storm.wins)} (db {storm.winners_in_db}), attempts {storm.attempts}, "
                     f"codes {storm.codes}, breaches {storm.capacity_breaches}",
                     flush=True,
@@ -155,6 +175,23 @@ def main() -> int:
             server.stop()
         dataset.drop_database(admin_url, db_name)
     return 0
+
+
+def _winning_claims(server: servers.Server, order_ids: list[int], tokens: list[str]) -> float:
+    """Server CPU per claim, ms: each courier claims its own new order, one after another."""
+
+    async def run() -> float:
+        async with RawClient(server.base_url, 1) as http:
+            before = sum(servers.cpu_seconds(pid) for pid in server.workers())
+            for order_id, token in zip(order_ids, tokens, strict=True):
+                response = await http.request(
+                    "POST", f"/v1/orders/{order_id}/claim", headers=scenarios.bearer(token)
+                )
+                assert response.status_code == 200, response.status_code
+            after = sum(servers.cpu_seconds(pid) for pid in server.workers())
+            return (after - before) / len(order_ids) * 1000
+
+    return asyncio.run(run())
 
 
 def _same_bodies(bodies: dict[str, bytes]) -> bool:
