@@ -16,6 +16,7 @@ import asyncio
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def main() -> int:
     parser.add_argument("--storm", type=int, default=0, help="claim storms per server")
     parser.add_argument("--wins", type=int, default=0, help="winning claims per server and round")
     parser.add_argument("--profile", type=float, default=0, help="py-spy this tree's process")
+    parser.add_argument(
+        "--profile-wins", action="store_true", help="profile winning claims, not losing ones"
+    )
     args = parser.parse_args()
     admin_url = os.environ.get(
         "BENCH_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -52,11 +56,10 @@ def main() -> int:
         settings = Settings(database_url=url, jwt_secret=JWT_SECRET, access_token_ttl=3600)
         ds = dataset.load(url, settings)
         racers = dataset.add_couriers(url, settings, count=1000, capacity=8) if args.storm else {}
-        winners = list(
-            dataset.add_couriers(
-                url, settings, count=2 * args.wins * args.rounds, capacity=8
-            ).values()
-        )
+        winners: list[str] = []
+        if args.wins:  # fresh couriers for the winning claims, one each
+            count = 2 * args.wins * args.rounds
+            winners = list(dataset.add_couriers(url, settings, count=count, capacity=8).values())
         env = {
             "DATABASE_URL": url,
             "JWT_SECRET": JWT_SECRET,
@@ -100,7 +103,13 @@ def main() -> int:
             from bench import profile
 
             pid = new.workers()[0]
-            import threading
+            fresh: list[str] = []
+            prey: list[int] = []
+            if args.profile_wins:  # fresh couriers, each winning a new order
+                fresh = list(dataset.add_couriers(url, settings, count=3000, capacity=8).values())
+                prey = dataset.add_pool_orders(
+                    ds.url, store_id=ds.store_ids[1], count=3000, boxes=1
+                )
 
             box: list[str] = []
             spy = threading.Thread(
@@ -109,7 +118,12 @@ def main() -> int:
             spy.start()
             deadline = time.monotonic() + args.profile + 1
             while time.monotonic() < deadline:
-                costs.cpu_per_request(new, "claim", "POST", claim, auth, n=200)
+                if args.profile_wins:
+                    ids, prey = prey[:50], prey[50:]
+                    tokens, fresh = fresh[:50], fresh[50:]
+                    _winning_claims(new, ids, tokens)
+                else:
+                    costs.cpu_per_request(new, "claim", "POST", claim, auth, n=200)
             spy.join()
             print(box[0])
 
