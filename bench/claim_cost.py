@@ -36,6 +36,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400, help="per block (3 blocks)")
     parser.add_argument("--storm", type=int, default=0, help="claim storms per server")
     parser.add_argument("--wins", type=int, default=0, help="winning claims per server and round")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="per server and round: fresh tokens each sending two /v1/auth/me at once",
+    )
     parser.add_argument("--profile", type=float, default=0, help="py-spy this tree's process")
     parser.add_argument(
         "--profile-wins", action="store_true", help="profile winning claims, not losing ones"
@@ -60,6 +66,10 @@ def main() -> int:
         if args.wins:  # fresh couriers for the winning claims, one each
             count = 2 * args.wins * args.rounds
             winners = list(dataset.add_couriers(url, settings, count=count, capacity=8).values())
+        pairs: list[str] = []
+        if args.pairs:  # fresh tokens, each used once per server (each process caches its own)
+            count = args.pairs * args.rounds
+            pairs = list(dataset.add_couriers(url, settings, count=count, capacity=8).values())
         env = {
             "DATABASE_URL": url,
             "JWT_SECRET": JWT_SECRET,
@@ -151,6 +161,12 @@ def main() -> int:
                     ms = _winning_claims(server, ids, tokens)
                     table.setdefault(f"winning claim {server.name}", []).append(ms)
                     print(f"round {i + 1} {server.name:4} winning claim {ms:.2f} ms", flush=True)
+            if args.pairs:
+                tokens = pairs[i * args.pairs : (i + 1) * args.pairs]
+                for server in order:
+                    ms = _first_pairs(server, tokens)
+                    table.setdefault(f"first pair {server.name}", []).append(ms)
+                    print(f"round {i + 1} {server.name:4} first pair {ms:.2f} ms", flush=True)
             ref_claim = f"/ref/claim/{taken}?courier_id={courier}"
             cost = costs.cpu_per_request(ref, "ceiling", "POST", ref_claim, {}, n=args.requests)
             table.setdefault("losing claim ceiling", []).append(cost.ms)
@@ -204,6 +220,25 @@ def _winning_claims(server: servers.Server, order_ids: list[int], tokens: list[s
                 assert response.status_code == 200, response.status_code
             after = sum(servers.cpu_seconds(pid) for pid in server.workers())
             return (after - before) / len(order_ids) * 1000
+
+    return asyncio.run(run())
+
+
+def _first_pairs(server: servers.Server, tokens: list[str]) -> float:
+    """Server CPU per pair, ms: each fresh token sends two `/v1/auth/me` at once (a courier's
+    two taps), token after token; both requests are the token's first on this process."""
+
+    async def run() -> float:
+        async with RawClient(server.base_url, 2) as http:
+            before = sum(servers.cpu_seconds(pid) for pid in server.workers())
+            for token in tokens:
+                headers = scenarios.bearer(token)
+                both = await asyncio.gather(
+                    *(http.request("GET", "/v1/auth/me", headers=headers) for _ in range(2))
+                )
+                assert all(r.status_code == 200 for r in both), [r.status_code for r in both]
+            after = sum(servers.cpu_seconds(pid) for pid in server.workers())
+            return (after - before) / len(tokens) * 1000
 
     return asyncio.run(run())
 
