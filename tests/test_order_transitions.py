@@ -1,13 +1,16 @@
 """Every action against every status, who may act on whose orders, and repeats that are safe."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from app.core.config import DispatchMode, Settings
+from app.db.base import utcnow
 from app.db.models import OrderEvent
 from tests.builders import make_order
 from tests.orders_helpers import World
@@ -296,6 +299,62 @@ def test_claim_of_an_order_another_courier_took_is_409(
     assert response.status_code == 409
     assert response.json()["code"] == "order_already_taken"
     assert "Levi" not in response.text
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_losing_claim_reads_who_holds_the_order_and_nothing_else(
+    client: TestClient, db: Session, world: World, statements: list[str]
+) -> None:
+    """Most claims in a rush lose: they are refused from one column (docs/performance.md
+    "The losing claim"), never by reading the whole order or locking the courier."""
+    order = make_order(db, store=world.store, status="accepted", courier=world.courier)
+    client.get("/v1/auth/me", headers=world.h_other_courier)  # warm: the principal
+    statements.clear()
+    response = client.post(f"/v1/orders/{order.id}/claim", headers=world.h_other_courier)
+    assert response.status_code == 409
+    assert response.json()["code"] == "order_already_taken"
+    reads = [s for s in statements if "FROM orders" in s or "FROM users" in s]
+    assert len(reads) == 1
+    assert reads[0].startswith("SELECT orders.courier_id \nFROM orders")
+    assert not [s for s in statements if s.startswith(("UPDATE", "INSERT"))]
+
+
+def test_claim_of_a_deleted_or_missing_order_is_404(
+    client: TestClient, db: Session, world: World
+) -> None:
+    deleted = make_order(db, store=world.store)
+    deleted.deleted_at = utcnow()
+    db.flush()
+    for order_id in (deleted.id, 999_999):
+        response = client.post(f"/v1/orders/{order_id}/claim", headers=world.h_courier)
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+
+
+def test_in_assign_mode_an_order_another_courier_holds_is_409(
+    client: TestClient,
+    db: Session,
+    world: World,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "dispatch_mode", DispatchMode.ASSIGN)
+    for status in ("assigned", "accepted"):
+        order = make_order(db, store=world.store, status=status, courier=world.other_courier)
+        response = client.post(f"/v1/orders/{order.id}/claim", headers=world.h_courier)
+        assert response.status_code == 409
+        assert response.json()["code"] == "order_already_taken"
 
 
 def test_claim_past_capacity_is_409(client: TestClient, db: Session, world: World) -> None:

@@ -355,6 +355,10 @@ def cached_principal(session: Session, token: str) -> Principal | None:
     return hit if isinstance(hit, Principal) else None
 
 
+# How long a request waits for another's read of the same token before reading for itself.
+FLIGHT_WAIT_SECONDS = 5.0
+
+
 def authenticate(session: Session, token: str, *, allow_expired: bool = False) -> Principal:
     """Checks an access token against the database: valid session, active user, current role.
 
@@ -363,11 +367,32 @@ def authenticate(session: Session, token: str, *, allow_expired: bool = False) -
     its session, and a client reconnects with the token it has. (Never from the cache.)
     """
     ttl = get_settings().principal_cache_seconds
-    use_cache = not allow_expired and principals.usable(session, ttl)
-    if use_cache:
-        hit = principals.get(token, ttl)
-        if isinstance(hit, Principal):
-            return hit
+    if allow_expired or not principals.usable(session, ttl):
+        return _read_principal(session, token, allow_expired=allow_expired, store=False)
+    hit = principals.get(token, ttl)
+    if isinstance(hit, Principal):
+        return hit
+    in_flight = principals.lead(token)
+    if in_flight is None:
+        try:
+            return _read_principal(session, token, allow_expired=False, store=True)
+        finally:
+            principals.land(token)
+    # Another request reads this token now (a courier's second tap). Its principal answers this
+    # one only through the cache, i.e. only if no change committed since that read began, nor
+    # since it was stored: the rule every cached read obeys.
+    in_flight.wait(FLIGHT_WAIT_SECONDS)  # bounded: a stuck read must not hold the others
+    hit = principals.get(token, ttl)
+    if isinstance(hit, Principal):
+        return hit
+    # That read failed or raced a change: this request reads for itself (without leading, so a
+    # token that keeps failing costs each request one read, as before, and never a queue).
+    return _read_principal(session, token, allow_expired=False, store=True)
+
+
+def _read_principal(session: Session, token: str, *, allow_expired: bool, store: bool) -> Principal:
+    """The token's principal read from the database; cached if `store`, unless a change
+    committed during the read."""
     # Taken before the read: a change committed during it empties the cache, and this read,
     # which may predate the change, is then not stored.
     epoch = principals.epoch()
@@ -399,7 +424,7 @@ def authenticate(session: Session, token: str, *, allow_expired: bool = False) -
         family_id=family_id or claims.session_id,
         store_ids=store_ids,
     )
-    if use_cache:
+    if store:
         principals.put(
             token, principal, token_expires_at=claims.expires_at.timestamp(), epoch=epoch
         )

@@ -17,6 +17,11 @@ Lockout stays instant because invalidation travels with the change, not with the
   does not use the cache at all: it cannot hear other processes' changes.
 - On SQLite the in-process bus suffices: one process serves.
 
+Concurrent first requests with one token (a courier's two simultaneous taps) share one read:
+the first leads (`lead`), the others wait for it to land and then ask the cache again. A
+result is therefore shared only by being stored, under the rule any read obeys (`put`: not if
+a change committed during it), and a waiter that then finds nothing reads for itself.
+
 The TTL is the backstop for writes that bypass the ORM session (raw SQL by hand); it also bounds
 how long a token whose JWT says something different from the database keeps being answered
 from memory (never longer than the token's own expiry).
@@ -56,6 +61,8 @@ class PrincipalCache:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._epoch = 0
+        # Tokens whose first read is in flight: the event is set when it lands (stored or not).
+        self._flights: dict[str, threading.Event] = {}
         # Postgres: whether this process hears other processes' changes now (its LISTEN loop).
         self._remote: Callable[[], bool] | None = None
         self.hits = 0
@@ -102,6 +109,22 @@ class PrincipalCache:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
             self._entries[token] = _Entry(value, token_expires_at, time.monotonic())
+
+    def lead(self, token: str) -> threading.Event | None:
+        """None: the caller reads the token's principal and must call `land(token)` after,
+        whatever happens. Else the read in flight: wait for it, then `get` again."""
+        with self._lock:
+            flight = self._flights.get(token)
+            if flight is None:
+                self._flights[token] = threading.Event()
+            return flight
+
+    def land(self, token: str) -> None:
+        """The read `lead` gave this caller is over (its `put` already done, if any)."""
+        with self._lock:
+            flight = self._flights.pop(token, None)
+        if flight is not None:
+            flight.set()
 
     def invalidate(self, _payloads: list[str] | None = None) -> None:
         with self._lock:
