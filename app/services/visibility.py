@@ -1,4 +1,5 @@
-"""Who sees an order event: one rule for the SSE stream, the pull feed and push notifications.
+"""Who sees an order and an order event: one rule for the lists, the SSE stream, the pull feed
+and push notifications.
 
 Admins see every event; store users the events of their stores' orders; a courier the events of
 orders they hold or held, and, in open dispatch mode, changes to the pool of unassigned orders,
@@ -12,7 +13,17 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, false, or_, selec
 from sqlalchemy.orm import Session
 
 from app.core.config import DispatchMode, get_settings
-from app.db.models import OrderEvent, Role, Store, StoreMembership, StoreStatus, User, UserStatus
+from app.db.models import (
+    Order,
+    OrderEvent,
+    OrderStatus,
+    Role,
+    Store,
+    StoreMembership,
+    StoreStatus,
+    User,
+    UserStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -62,13 +73,40 @@ def event_scope(viewer: Viewer, *, bound: bool = False) -> ColumnElement[bool]:
     return false()
 
 
+def order_scope(viewer: Viewer, *, bound: bool = False) -> ColumnElement[bool]:
+    """SQL condition on orders for the undeleted orders the viewer may see: admin all, store
+    users their stores', couriers their own plus, in open mode, the pool of unassigned new
+    orders.
+
+    `bound`: the viewer's ids as the same bound parameters as event_scope's (scope_params), so
+    that one statement serves every viewer of the same `scope_shape`.
+    """
+    undeleted = Order.deleted_at.is_(None)
+    if viewer.role == Role.ADMIN:
+        return and_(undeleted, true())
+    if viewer.role == Role.STORE:
+        if not viewer.store_ids:
+            return false()
+        stores: Any = bindparam("scope_store_ids", expanding=True) if bound else viewer.store_ids
+        return and_(undeleted, Order.store_id.in_(stores))
+    if viewer.role == Role.COURIER:
+        user_id: Any = bindparam("scope_user_id") if bound else viewer.user_id
+        mine = Order.courier_id == user_id
+        if _open_mode():
+            pool = and_(Order.status == OrderStatus.NEW, Order.courier_id.is_(None))
+            return and_(undeleted, or_(mine, pool))
+        return and_(undeleted, mine)
+    return false()
+
+
 def scope_shape(viewer: Viewer) -> tuple[Role, bool, bool]:
-    """What decides the form of event_scope(viewer, bound=True); the rest is its parameters."""
+    """What decides the form of event_scope(viewer, bound=True) and order_scope(viewer,
+    bound=True); the rest is their parameters."""
     return viewer.role, bool(viewer.store_ids), _open_mode()
 
 
 def scope_params(viewer: Viewer) -> dict[str, Any]:
-    """The parameters of event_scope(viewer, bound=True)."""
+    """The parameters of event_scope(viewer, bound=True) and order_scope(viewer, bound=True)."""
     if viewer.role == Role.COURIER:
         return {"scope_user_id": viewer.user_id}
     if viewer.role == Role.STORE and viewer.store_ids:
