@@ -64,6 +64,10 @@ os.environ.update(
         "PUSH_WORKER": "off",
         "RATE_LIMIT_STORAGE": "memory://",
         "LOG_LEVEL": "INFO",
+        # The in-process live servers (tests/live.py) end a lapsed session's stream within 0.3 s,
+        # and browsers reconnect after 0.5 s, rather than the production 5 s and 3 s.
+        "SSE_AUTH_RECHECK_SECONDS": "0.3",
+        "SSE_RETRY_MS": "500",
         # Proof files of the tests go to their temporary directory, not the checkout's var/.
         "PROOF_STORAGE_DIR": str(_TMP / "proofs"),
     }
