@@ -27,9 +27,9 @@ run: $(STAMP)
 
 # The suite in parallel (pytest-xdist), each worker on a database of its own (tests/conftest.py);
 # a module's tests stay on one worker, so its servers start once. On Postgres one worker per
-# core; on SQLite one more than that, because there the suite is CPU-light enough that a third
-# worker fills the time others spend waiting for the uvicorn, CLI and Chromium processes they
-# start. `make test TEST_WORKERS=0` runs it in one process.
+# core; on SQLite one more, which runs tests while the others wait for the uvicorn, CLI and
+# Chromium processes they start (README.testing.md has the figures).
+# `make test TEST_WORKERS=0` runs it in one process.
 CORES := $(shell $(PYTHON) -c 'import os; print(os.cpu_count() or 1)')
 TEST_WORKERS ?= $(if $(filter postgresql%,$(TEST_DATABASE_URL)),$(CORES),$(shell echo $$(($(CORES) + 1))))
 XDIST := -n $(TEST_WORKERS) --dist loadfile
