@@ -32,7 +32,7 @@ run: $(STAMP)
 # `make test TEST_WORKERS=0` runs it in one process.
 CORES := $(shell $(PYTHON) -c 'import os; print(os.cpu_count() or 1)')
 TEST_WORKERS ?= $(if $(filter postgresql%,$(TEST_DATABASE_URL)),$(CORES),$(shell echo $$(($(CORES) + 1))))
-XDIST := -n $(TEST_WORKERS) --dist loadfile
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 # Some machines set PYTHONDONTWRITEBYTECODE; then every worker and every process a test starts
 # compiles the app and the tests again (collection 6.5 s instead of 3.5 s per worker).
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest

@@ -105,6 +105,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    slow_first(items)
     if IS_POSTGRES:
         return
     skip = pytest.mark.skip(
@@ -113,6 +114,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def slow_first(items: list[pytest.Item]) -> None:
+    """Files with `slow` tests (servers, browsers, processes) before the rest, each file's tests
+    in their own order. `make test` hands files to the workers in this order
+    (`--no-loadscope-reorder`), so the long ones start first and the many short ones even out the
+    end; xdist's default, the files with the most tests first, left a browser file for last."""
+    slow_files = {item.path for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 def reset_schema(connection: Connection) -> None:
