@@ -23,6 +23,7 @@ from app.db.models import ActorRole, EventType, Order, OrderEvent, OrderStatus, 
 from app.realtime import feed, reads
 from app.realtime.feed import settled_horizon
 from app.realtime.hub import Frame
+from app.schemas.events import EventMessage
 from app.services.visibility import Viewer
 from tests import feed_reference as old
 from tests.builders import auth_headers, make_order, make_store, make_store_user, make_user
@@ -201,3 +202,23 @@ def test_a_changed_rendering_is_caught(db: Session, varied: dict[str, Any]) -> N
     sse_times = [feed.sse_message(m) for m in feed.messages(db, viewer=viewer, events=events)]
     wrong = feed.feed_json(sse_times, last_event_id=events[-1].id)
     assert wrong != old.feed_json(db, viewer=viewer, after=0, limit=50, until=None)
+
+
+def test_the_feed_writes_its_keys_in_the_order_of_event_messages_fields() -> None:
+    """render() builds each message key by key, in EventMessage's field order: the order the
+    documented schema has and the clients see. A field added to one and not the other fails
+    here (this was a module-level assert in feed.py, which `python -O` drops)."""
+    assert tuple(EventMessage.model_fields) == (
+        "type",
+        "event_id",
+        "order_id",
+        "store_id",
+        "courier_id",
+        "status",
+        "occurred_at",
+        "actor_role",
+        *feed.TOP_LEVEL_ORDER_KEYS,
+        *feed.EVENT_DATA_KEYS,
+        "device_occurred_at",
+        "order",
+    )
